@@ -1,0 +1,3 @@
+from cipulse.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Where collected records live: SQLite by default, Elasticsearch or OpenSearch at scale."""
