@@ -31,3 +31,25 @@ def main(
     ),
 ) -> None:
     """cipulse command line."""
+
+
+from cipulse.standalone.commands import operator_app, up  # noqa: E402  (light: typer only)
+
+app.command("up")(up)
+app.add_typer(operator_app, name="operator")
+
+from cipulse.github.collect_command import collect  # noqa: E402  (light: typer only)
+
+app.command("collect")(collect)
+
+
+@app.command("emulator")
+def emulator(
+    port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0 picks a free one)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated CI history."),
+    jobs_per_repo: int = typer.Option(1000, "--jobs-per-repo", help="Size of each repository's history."),
+) -> None:
+    """Serve the GitHub emulator (GraphQL, REST, rate limits) over a generated CI history."""
+    from cipulse.emulator.server import serve_forever
+
+    serve_forever(port=port, seed=seed, jobs_per_repo=jobs_per_repo, print_line=typer.echo)

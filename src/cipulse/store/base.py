@@ -1,17 +1,20 @@
 """The Store protocol every consumer (collector, operator, dashboard, predictor) depends on.
 
-Implementations: `sqlite.SqliteStore` (embedded default) and `search.SearchStore` (Elasticsearch/OpenSearch).
+Implementations: `sqlite.SqliteStore` (embedded default) and `search.SearchStore` (Elasticsearch/OpenSearch);
+`spool.SpoolingStore` wraps either to survive outages.
 Writes are idempotent upserts keyed by the records' GitHub-derived identities, so a retry after a crash
 or an outage overwrites instead of duplicating.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from cipulse.metrics.cost import RunnerRates
+from cipulse.metrics.facts import WindowFacts
 from cipulse.records import Job, WorkflowRun
 
 
@@ -31,10 +34,35 @@ class Watermark:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingRow:
+    """One workflow run attempt as the build-failure predictor sees it (no features, just the history).
+
+    ``duration_seconds`` is `metrics.durations.run_duration` (None while running or when skewed).
+    """
+
+    repository: str
+    workflow_name: str
+    run_id: int
+    run_attempt: int
+    head_sha: str
+    branch: str | None
+    event: str
+    actor: str | None
+    status: str
+    conclusion: str | None
+    created_at: datetime
+    duration_seconds: int | None
+
+
 @runtime_checkable
 class Store(Protocol):
     def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
-        """Insert or overwrite runs and jobs (with their steps) by identity; atomic per call."""
+        """Insert or overwrite runs and jobs (with their steps) by identity; atomic per call.
+
+        Raises `StoreUnavailable` when the backing service cannot be reached (nothing was written then,
+        or, for stores without transactions, a subset that a retry overwrites).
+        """
 
     def get_watermark(self, monitor: str) -> Watermark | None: ...
 
@@ -43,5 +71,35 @@ class Store(Protocol):
     def count_jobs(self, repository: str | None = None) -> int: ...
 
     def count_runs(self, repository: str | None = None) -> int: ...
+
+    def window_facts(
+        self,
+        repository: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        rates: RunnerRates | None = None,
+    ) -> WindowFacts:
+        """Facts over job attempts with ``start <= window_at < end`` exactly as defined in `metrics.facts`
+        (equal to `metrics.facts.facts_from_jobs` over `iter_jobs`); None repository = all repositories."""
+        ...
+
+    def iter_jobs(self, repository: str | None = None) -> Iterator[Job]:
+        """Every stored job attempt (with steps), in no particular order."""
+        ...
+
+    def iter_runs(self, repository: str | None = None) -> Iterator[WorkflowRun]:
+        """Every stored run attempt, in no particular order."""
+        ...
+
+    def training_rows(self, repository: str | None = None) -> list[TrainingRow]:
+        """One row per run attempt, sorted by (created_at, repository, run_id, run_attempt)."""
+        ...
+
+    def delete_older_than(self, cutoff: datetime) -> int:
+        """Retention: delete runs with ``created_at < cutoff`` and jobs (with their steps) with
+        ``window_at < cutoff``; return how many runs + jobs were deleted. Watermarks are kept, and jobs with
+        no timestamp at all are kept (they cannot be dated)."""
+        ...
 
     def close(self) -> None: ...

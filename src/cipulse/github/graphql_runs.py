@@ -1,0 +1,231 @@
+"""Walks workflow runs through GraphQL, newest first, with paging at every level.
+
+`nodes(ids:)` fetches the first page of every workflow in one query; later pages go workflow by workflow
+(one cursor per query). With jobs, a run whose check runs exceed the page continues with CheckRunsPage and a
+check run whose steps exceed the page continues with CheckStepsPage, so nothing is cut at a page boundary.
+A partial answer (errors on some items) is retried for the failed items only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cipulse.github.client import GitHubClient, GraphQLAnswer
+from cipulse.github.errors import GitHubUnavailable
+from cipulse.github.listing_batch import ListingBatcher
+from cipulse.github.page_sizes import PageSizes
+from cipulse.github.parse_rest import WorkflowRef
+from cipulse.github.queries import load_query
+from cipulse.records import parse_time
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ListedRun:
+    """A run as GraphQL listed it; `check_runs` holds every check run (all pages) when jobs were asked for."""
+
+    workflow: WorkflowRef
+    node: dict[str, Any]
+    job_count: int | None
+    check_runs: list[dict[str, Any]] | None = None
+
+    @property
+    def run_id(self) -> int:
+        return int(self.node["databaseId"])
+
+    @property
+    def created_at(self) -> datetime:
+        created = parse_time(self.node["createdAt"])
+        assert created is not None
+        return created
+
+    @property
+    def updated_at(self) -> datetime | None:
+        return parse_time(self.node.get("updatedAt"))
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """Runs of one query; `exhausted` once every workflow reached `since` or its oldest run."""
+
+    runs: list[ListedRun]
+    exhausted: bool
+
+
+@dataclass(slots=True)
+class _Cursor:
+    workflow: WorkflowRef
+    after: str | None = None
+    done: bool = False
+    listed: list[ListedRun] = field(default_factory=list)
+
+
+def _failed_items(answer: GraphQLAnswer, field_name: str, count: int) -> set[int]:
+    """Indexes of `field_name` items an error points into (all items for an error without a path)."""
+    failed: set[int] = set()
+    for error in answer.errors:
+        path = error.get("path") or []
+        if len(path) >= 2 and path[0] == field_name and isinstance(path[1], int):
+            failed.add(path[1])
+        elif len(path) >= 1 and path[0] == field_name and count == 1:
+            failed.add(0)
+        elif not path or path[0] != "rateLimit":
+            failed.update(range(count))
+    items = answer.data.get(field_name)
+    if isinstance(items, list):
+        failed.update(i for i, item in enumerate(items) if item is None and i < count and answer.errors)
+    elif items is None and count == 1:
+        failed.add(0)
+    return failed
+
+
+async def query_items(
+    client: GitHubClient, query_name: str, ids: Sequence[str], variables: dict[str, Any]
+) -> list[dict[str, Any] | None]:
+    """`nodes(ids:)` results in id order, re-asking only for the items whose part of the answer failed."""
+    query = load_query(query_name)
+    results: dict[int, dict[str, Any] | None] = {}
+    pending = list(range(len(ids)))
+    policy = client.budget.retry
+    for attempt in range(policy.attempts):
+        answer = await client.graphql(query, {**variables, "ids": [ids[i] for i in pending]})
+        nodes = answer.data.get("nodes")
+        nodes = nodes if isinstance(nodes, list) else [None] * len(pending)
+        failed = _failed_items(answer, "nodes", len(pending))
+        still_pending = []
+        for position, index in enumerate(pending):
+            if position in failed or position >= len(nodes):
+                still_pending.append(index)
+            else:
+                results[index] = nodes[position]
+        if not still_pending:
+            return [results[i] for i in range(len(ids))]
+        log.info("%s: retrying %d of %d failed items", query_name, len(still_pending), len(pending))
+        pending = still_pending
+        await asyncio.sleep(policy.delay(attempt))
+    raise GitHubUnavailable(f"{query_name}: {len(pending)} items kept failing")
+
+
+async def _query_node(client: GitHubClient, query_name: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """A single-`node` query, retried whole until its answer has no errors."""
+    query = load_query(query_name)
+    policy = client.budget.retry
+    for attempt in range(policy.attempts):
+        answer = await client.graphql(query, variables)
+        node = answer.data.get("node")
+        if not _failed_items(answer, "node", 1) and isinstance(node, dict):
+            return node
+        await asyncio.sleep(policy.delay(attempt))
+    raise GitHubUnavailable(f"{query_name} kept failing")
+
+
+async def _complete_steps(client: GitHubClient, check_run: dict[str, Any], sizes: PageSizes) -> None:
+    steps = check_run.get("steps") or {"nodes": [], "pageInfo": {"hasNextPage": False}}
+    nodes = list(steps.get("nodes") or [])
+    page = steps.get("pageInfo") or {}
+    while page.get("hasNextPage"):
+        node = await _query_node(
+            client,
+            "check_steps_page",
+            {"checkRunId": check_run["id"], "after": page.get("endCursor"), "stepsPerPage": sizes.max_page},
+        )
+        connection = node.get("steps") or {}
+        nodes.extend(connection.get("nodes") or [])
+        page = connection.get("pageInfo") or {}
+    check_run["steps"] = {"nodes": nodes}
+
+
+async def _complete_check_runs(
+    client: GitHubClient, run: dict[str, Any], sizes: PageSizes
+) -> list[dict[str, Any]]:
+    suite = run.get("checkSuite") or {}
+    connection = suite.get("checkRuns") or {}
+    check_runs = [c for c in connection.get("nodes") or [] if c]
+    page = connection.get("pageInfo") or {}
+    while page.get("hasNextPage"):
+        node = await _query_node(
+            client,
+            "check_runs_page",
+            {
+                "checkSuiteId": suite["id"],
+                "after": page.get("endCursor"),
+                "jobsPerPage": sizes.max_page,
+                "stepsPerPage": sizes.steps,
+            },
+        )
+        more = node.get("checkRuns") or {}
+        check_runs.extend(c for c in more.get("nodes") or [] if c)
+        page = more.get("pageInfo") or {}
+    for check_run in check_runs:
+        await _complete_steps(client, check_run, sizes)
+    return check_runs
+
+
+def _job_count(run: dict[str, Any]) -> int | None:
+    connection = (run.get("checkSuite") or {}).get("checkRuns") or {}
+    count = connection.get("totalCount")
+    return int(count) if isinstance(count, int) else None
+
+
+async def list_runs(
+    client: GitHubClient,
+    workflows: Sequence[WorkflowRef],
+    *,
+    since: datetime | None,
+    with_jobs: bool,
+    sizes: PageSizes,
+    first_page_only: bool = False,
+    batcher: ListingBatcher | None = None,
+) -> AsyncIterator[RunPage]:
+    """Pages of runs created at or after `since` (all runs when None), newest first per workflow.
+
+    With `first_page_only`, yields just the first combined page (a cheap look at what is new); a
+    `batcher` sends that first page together with other syncs' first pages.
+    """
+    cursors = [_Cursor(workflow) for workflow in workflows]
+    while True:
+        active = [c for c in cursors if not c.done]
+        if not active:
+            return
+        # The first page of every workflow goes in one query; continuations are one workflow each.
+        batch = active if all(c.after is None for c in active) else [active[0]]
+        query_name = "workflow_runs_with_jobs" if with_jobs else "workflow_runs"
+        variables: dict[str, Any] = {"after": batch[0].after}
+        variables.update(sizes.variables(with_jobs, len(batch)))
+        ids = [c.workflow.node_id for c in batch]
+        if batcher is not None and not with_jobs and batch[0].after is None:
+            items = await batcher.items(client, query_name, ids, variables)
+        else:
+            items = await query_items(client, query_name, ids, variables)
+        page_runs: list[ListedRun] = []
+        for cursor, item in zip(batch, items, strict=True):
+            if not item:
+                log.warning("workflow %s is no longer visible; skipped", cursor.workflow.name)
+                cursor.done = True
+                continue
+            connection = item.get("runs") or {}
+            for node in connection.get("nodes") or []:
+                if not node or node.get("databaseId") is None:
+                    continue
+                created = parse_time(node.get("createdAt"))
+                if since is not None and created is not None and created < since:
+                    cursor.done = True
+                    break
+                listed = ListedRun(cursor.workflow, node, _job_count(node))
+                if with_jobs:
+                    listed.check_runs = await _complete_check_runs(client, node, sizes)
+                    sizes.observe_jobs(len(listed.check_runs))
+                page_runs.append(listed)
+            page = connection.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                cursor.done = True
+            cursor.after = page.get("endCursor")
+        yield RunPage(page_runs, exhausted=all(c.done for c in cursors))
+        if first_page_only:
+            return

@@ -1,0 +1,186 @@
+"""kopf handlers: one daemon per CiCdMonitor drives a MonitorEngine until the object is deleted.
+
+A daemon (not a timer) because the interval is per object and the first poll is a long backfill; kopf
+stops it on deletion or shutdown through `stopped`, and restarts it on resume after a restart, when
+the store's watermark makes it carry on where it left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import kopf
+from pydantic import ValidationError
+
+from cipulse.operator import status as status_docs
+from cipulse.operator.crd import GROUP, PLURAL, VERSION
+from cipulse.operator.engine import MonitorEngine
+from cipulse.operator.kubeapi import KubeApi, SecretMissing
+from cipulse.operator.notify import Notifier
+from cipulse.operator.report import PollReport
+from cipulse.operator.spec import MonitorSpec, SecretKeyRef, parse_spec
+from cipulse.operator.telemetry import Telemetry
+from cipulse.store.base import Store
+
+log = logging.getLogger(__name__)
+PROBLEM_RETRY_SECONDS = 30.0
+
+
+@dataclass
+class Runtime:
+    """Process-wide resources shared by every monitor's daemon."""
+
+    store: Store
+    kube: KubeApi
+    telemetry: Telemetry
+    http: httpx.AsyncClient
+    started: bool = False
+    monitors: set[str] = field(default_factory=set)
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+def _seconds_until(moment: datetime) -> float:
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+class MonitorDaemon:
+    """The loop for one CiCdMonitor; state that must survive between polls lives here."""
+
+    def __init__(self, runtime: Runtime, body: kopf.Body, namespace: str, name: str) -> None:
+        self.runtime = runtime
+        self.body = body
+        self.namespace = namespace
+        self.key = f"{namespace}/{name}"
+        self.name = name
+        self.engine: MonitorEngine | None = None
+        self.notifier = Notifier(runtime.http, self._secret)
+        self.last_problem: str | None = None
+
+    async def _secret(self, ref: SecretKeyRef) -> str:
+        return await self.runtime.kube.read_secret(self.namespace, ref)
+
+    @property
+    def _status(self) -> dict[str, Any]:
+        return dict(self.body.status)
+
+    @property
+    def _generation(self) -> int | None:
+        generation = self.body.meta.get("generation")
+        return int(generation) if generation is not None else None
+
+    async def _patch(self, status: dict[str, Any]) -> None:
+        await self.runtime.kube.patch_status(self.namespace, self.name, status)
+
+    async def _problem(self, reason: str, message: str) -> None:
+        now = datetime.now(UTC)
+        await self._patch(status_docs.problem_status(self._status, self._generation, now, reason, message))
+        if self.last_problem != reason:
+            kopf.warn(self.body, reason=reason, message=message)
+            self.last_problem = reason
+
+    async def step(self) -> float:
+        """One iteration; returns how long to sleep before the next."""
+        try:
+            spec = parse_spec(dict(self.body.spec))
+        except ValidationError as error:
+            await self._problem("InvalidSpec", _describe(error))
+            return PROBLEM_RETRY_SECONDS
+        engine = self._engine_for(spec)
+        token = None
+        if spec.token_secret_ref is not None:
+            ref = spec.token_secret_ref
+            try:
+                token = await self._secret(ref)
+            except SecretMissing as error:
+                hint = (
+                    f"create it: kubectl -n {self.namespace} create secret generic {ref.name}"
+                    f" --from-literal={ref.key}=TOKEN"
+                )
+                await self._problem("TokenSecretNotFound", f"{error}; {hint}")
+                return PROBLEM_RETRY_SECONDS
+        self.last_problem = None
+        now = datetime.now(UTC)
+        backfill = self.runtime.store.get_watermark(self.key) is None
+        await self._patch(status_docs.syncing_status(self._status, self._generation, now, backfill))
+        started = time.monotonic()
+        report = await engine.poll(token)
+        self.runtime.telemetry.observe(report, time.monotonic() - started)
+        next_poll = report.retry_at or (report.at + timedelta(seconds=spec.poll_seconds))
+        await self._patch(status_docs.report_status(self._status, self._generation, report, next_poll))
+        await self._announce(spec, report)
+        return _seconds_until(next_poll)
+
+    def _engine_for(self, spec: MonitorSpec) -> MonitorEngine:
+        if self.engine is None or self.engine.spec != spec:
+            last = self.engine.last_health if self.engine else self._status.get("health")
+            self.engine = MonitorEngine(self.key, spec, self.runtime.store, last_health=last)
+        return self.engine
+
+    async def _announce(self, spec: MonitorSpec, report: PollReport) -> None:
+        transition = report.transition
+        if transition is not None:
+            kind = "Normal" if transition.current == "Healthy" else "Warning"
+            message = f"{transition.previous} -> {transition.current}: {'; '.join(transition.reasons)}"
+            kopf.event(self.body, type=kind, reason="HealthChanged", message=message[:1000])
+        if not report.ok and self.last_problem != report.reason:
+            kopf.warn(self.body, reason=report.reason, message=report.message[:1000])
+            self.last_problem = report.reason
+        for problem in await self.notifier.notify(spec.sinks, transition):
+            self.runtime.telemetry.sink_failures.labels(self.key).inc()
+            kopf.warn(self.body, reason="SinkDeliveryFailed", message=problem[:1000])
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime, labels: dict[str, Any] | None = None) -> None:
+    """Attach the handlers to `registry` (a fresh one per operator, so shards and tests do not mix)."""
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Progress and diff-base in annotations: the status schema stays ours, and structural pruning
+        # would silently drop kopf's bookkeeping from status.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.posting.level = logging.WARNING  # explicit kopf.event calls still post
+        settings.scanning.disabled = True  # no cluster-wide list of CRDs/namespaces: least privilege
+        runtime.started = True
+
+    @kopf.daemon(
+        GROUP,
+        VERSION,
+        PLURAL,
+        registry=registry,
+        labels=labels or {},
+        cancellation_timeout=30.0,
+        id="monitor",
+    )
+    async def monitor(
+        body: kopf.Body, name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        daemon = MonitorDaemon(runtime, body, namespace or "default", name)
+        runtime.monitors.add(daemon.key)
+        runtime.telemetry.monitors.set(len(runtime.monitors))
+        log.info("monitoring %s (%s)", daemon.key, body.spec.get("repository"))
+        try:
+            while not stopped:
+                try:
+                    delay = await daemon.step()
+                except kopf.TemporaryError:
+                    raise
+                except Exception as error:  # keep the daemon alive; the next step retries
+                    log.exception("poll of %s failed", daemon.key)
+                    kopf.warn(body, reason="PollFailed", message=f"{type(error).__name__}: {error}"[:1000])
+                    delay = PROBLEM_RETRY_SECONDS
+                await stopped.wait(delay)
+        finally:
+            runtime.monitors.discard(daemon.key)
+            runtime.telemetry.monitors.set(len(runtime.monitors))
+            runtime.telemetry.forget(daemon.key, str(body.spec.get("repository")))
+            log.info("stopped monitoring %s", daemon.key)

@@ -1,0 +1,26 @@
+"""The MCP sink: call a tool on a remote MCP server (streamable HTTP) with a health transition."""
+
+from __future__ import annotations
+
+from cipulse.operator.sinks import HealthTransition, SinkDeliveryFailed
+
+
+async def call_tool(url: str, tool: str, transition: HealthTransition, bearer: str | None) -> None:
+    """One short MCP session per delivery: transitions are rare, and a long-lived session would need care."""
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    try:
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            streamable_http_client(url, http_client=http) as streams,
+            ClientSession(streams[0], streams[1]) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool(tool, transition.payload())
+    except Exception as error:  # the MCP stack raises many kinds; all mean "not delivered"
+        raise SinkDeliveryFailed(f"MCP tool {tool} at {url} failed: {type(error).__name__}") from error
+    if result.is_error:
+        raise SinkDeliveryFailed(f"MCP tool {tool} at {url} reported an error")

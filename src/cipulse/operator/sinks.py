@@ -1,0 +1,102 @@
+"""Health-transition sinks: signed webhooks (and the MCP sink's payload).
+
+The signature scheme mirrors GitHub's X-Hub-Signature-256 so receivers can reuse familiar code:
+`X-Cipulse-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+SIGNATURE_HEADER = "X-Cipulse-Signature-256"
+EVENT_HEADER = "X-Cipulse-Event"
+DELIVERY_HEADER = "X-Cipulse-Delivery"
+
+
+class SinkDeliveryFailed(RuntimeError):
+    """A receiver kept refusing a delivery; the caller keeps it and tries again on the next poll."""
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Constant-time check of a received signature header."""
+    return header is not None and hmac.compare_digest(sign(secret, body), header)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthTransition:
+    monitor: str
+    repository: str
+    previous: str
+    current: str
+    reasons: tuple[str, ...]
+    at: datetime
+
+    @property
+    def delivery_id(self) -> str:
+        """Stable per transition, so receivers can drop a redelivery after a lost acknowledgement."""
+        digest = hashlib.sha256(f"{self.monitor}|{self.current}|{self.at.isoformat()}".encode()).hexdigest()
+        return digest[:32]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "event": "health_transition",
+            "monitor": self.monitor,
+            "repository": self.repository,
+            "previous": self.previous,
+            "health": self.current,
+            "reasons": list(self.reasons),
+            "at": self.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "delivery": self.delivery_id,
+        }
+
+
+def encode(transition: HealthTransition) -> bytes:
+    return json.dumps(transition.payload(), sort_keys=True, separators=(",", ":")).encode()
+
+
+async def post_webhook(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: bytes | None,
+    transition: HealthTransition,
+    *,
+    attempts: int = 3,
+    backoff_seconds: float = 0.5,
+) -> None:
+    """POST one transition; retries 5xx and network errors, raises SinkDeliveryFailed when out of attempts."""
+    body = encode(transition)
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_HEADER: "health_transition",
+        DELIVERY_HEADER: transition.delivery_id,
+        "User-Agent": "cipulse",
+    }
+    if secret is not None:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    problem = ""
+    for attempt in range(attempts):
+        try:
+            response = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            problem = f"{type(error).__name__}"
+        else:
+            if response.status_code < 300:
+                return
+            problem = f"HTTP {response.status_code}"
+            if response.status_code < 500 and response.status_code != 429:
+                break
+        if attempt + 1 < attempts:
+            await asyncio.sleep(backoff_seconds * 2**attempt)
+    raise SinkDeliveryFailed(f"webhook {url} refused the health transition: {problem}")

@@ -1,0 +1,94 @@
+"""Typer commands `cipulse up` and `cipulse operator run`; heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+operator_app = typer.Typer(
+    help="The Kubernetes operator (CiCdMonitor custom resources).", no_args_is_help=True
+)
+
+
+def up(
+    file: Path | None = typer.Option(
+        None,
+        "-f",
+        "--file",
+        help="CiCdMonitor manifests (YAML); default: the built-in emulator's repositories.",
+    ),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        help="Store URL (sqlite:///path.db or http(s)://search-host). Default ./.cipulse/cipulse.db.",
+    ),
+    rounds: int | None = typer.Option(None, "--rounds", min=1, help="Stop after this many rounds of polls."),
+    metrics_port: int = typer.Option(
+        0, "--metrics-port", help="Port for /metrics on 127.0.0.1 (0: a free port)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Emulator seed (when no monitors file is given)."),
+) -> None:
+    """Collect, store and judge CI health without Kubernetes; prints a table after every round."""
+    import asyncio
+
+    from cipulse.standalone.config import ConfigError
+    from cipulse.standalone.up import UpOptions, run_up
+
+    options = UpOptions(
+        monitors_file=file, store_url=store, rounds=rounds, metrics_port=metrics_port, seed=seed
+    )
+    try:
+        code = asyncio.run(run_up(options))
+    except ConfigError as error:
+        typer.secho(str(error), fg="red", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@operator_app.command("run")
+def operator_run(
+    store: str = typer.Option(
+        os.environ.get("CIPULSE_STORE_URL", "sqlite:///./.cipulse/cipulse.db"),
+        "--store",
+        help="Store URL; search-store credentials from CIPULSE_STORE_USERNAME/PASSWORD.",
+    ),
+    namespace: list[str] = typer.Option(
+        [], "--namespace", "-n", help="Serve only these namespaces (repeatable)."
+    ),
+    selector: str = typer.Option(
+        "", "--selector", "-l", help="Shard by labels: 'shard=a', 'team', '!paused'."
+    ),
+    peering: str | None = typer.Option(None, "--peering", help="kopf peering name (one per shard)."),
+    priority: int | None = typer.Option(None, "--priority", help="Peering priority (default: random)."),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host"),
+    metrics_port: int = typer.Option(8080, "--metrics-port", help="/metrics and /readyz (0: a free port)."),
+    liveness: str | None = typer.Option(
+        None, "--liveness", help="kopf liveness URL, e.g. http://0.0.0.0:8081/healthz"
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the CiCdMonitor operator (kopf) against the cluster in KUBECONFIG or the pod's service account."""
+    import asyncio
+    import logging
+
+    from cipulse.operator.run import OperatorOptions, run_operator
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    options = OperatorOptions(
+        store_url=store,
+        namespaces=list(namespace),
+        selector=selector,
+        peering=peering,
+        priority=priority,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        liveness=liveness,
+    )
+    asyncio.run(run_operator(options))

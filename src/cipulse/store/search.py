@@ -1,0 +1,303 @@
+"""SearchStore: the Store protocol on Elasticsearch 8/9 or OpenSearch 2/3, for history too big for SQLite.
+
+One adapter serves both engines through their shared REST subset (`search_client`); the engine is detected
+with ``GET /`` when the store opens. Layout and mappings: `search_mappings`; window facts: `search_facts`.
+
+Identity and exactly-once: every document's ``_id`` is its record key (`Job.key`, `WorkflowRun.key`), so
+replaying an upsert after a crash or an outage overwrites instead of duplicating. A record whose month
+changes between two upserts (a job first seen without a queue time, later with one) would otherwise exist
+in two monthly indices: each upsert looks its ids up in the other indices and deletes such stale copies in
+the same bulk request. Bulk writes are not transactional: after a failure, part of a batch may be written,
+which the retry overwrites. Rejected documents raise `BulkItemsFailed` naming every failed id.
+
+Visibility: writes do not wait for a refresh (that would cap ingest at one batch per refresh interval);
+this store refreshes before its own next read instead, so a reader in this process always sees its writes,
+and other processes see them within the index refresh interval (1 s).
+
+Retention: `delete_older_than` drops whole monthly indices older than the cutoff and deletes the
+remaining old documents of the boundary month by id. That is the deletion job the operator runs; it works
+on every distribution, including the minimal ones without ILM/ISM. Where the cluster has ILM
+(Elasticsearch) or ISM (OpenSearch), `lifecycle_available` says so; cipulse still runs the same
+deletion job so that retention means exactly the same thing on every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from cipulse.metrics.cost import RunnerRates
+from cipulse.metrics.facts import WindowFacts
+from cipulse.records import Job, WorkflowRun, parse_time
+from cipulse.store.base import TrainingRow, Watermark
+from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient, SearchRequestError
+from cipulse.store.search_documents import (
+    job_document,
+    job_from_source,
+    run_document,
+    run_from_source,
+    to_document_time,
+)
+from cipulse.store.search_facts import nanos_time, window_facts
+from cipulse.store.search_mappings import IndexLayout, month_start, next_month
+
+__all__ = ["BulkItemsFailed", "SearchRequestError", "SearchStore"]
+
+PAGE: Final = 2000
+ID_LOOKUP_CHUNK: Final = 5000
+JOB_SORT: Final = [{"repository": "asc"}, {"job_id": "asc"}]
+RUN_SORT: Final = [{"repository": "asc"}, {"run_id": "asc"}, {"run_attempt": "asc"}]
+TRAINING_SORT: Final = [{"created_at": "asc"}, *RUN_SORT]
+TRAINING_FIELDS: Final = [
+    "repository",
+    "workflow_name",
+    "run_id",
+    "run_attempt",
+    "head_sha",
+    "head_branch",
+    "event",
+    "actor",
+    "status",
+    "conclusion",
+    "created_at",
+    "duration_s",
+]
+
+
+class SearchStore:
+    """Store on Elasticsearch or OpenSearch. Not thread-safe: use one instance per thread."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        index_prefix: str = "cipulse",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.layout = IndexLayout(index_prefix)
+        self._client = SearchClient(url, username=username, password=password, timeout=timeout)
+        try:
+            self.info = self._client.detect()
+            self._install_templates()
+        except BaseException:
+            self._client.close()
+            raise
+        # ids written since this store's last refresh, with their index: search cannot see them yet
+        self._unrefreshed: dict[str, str] = {}
+        self._dirty = False
+
+    @property
+    def engine(self) -> str:
+        return self.info.engine
+
+    @property
+    def lifecycle_available(self) -> bool:
+        """True when the cluster has ILM (Elasticsearch) or ISM (OpenSearch)."""
+        wanted = "x-pack-ilm" if self.info.engine == "elasticsearch" else "opensearch-index-management"
+        return wanted in self.info.modules
+
+    def _install_templates(self) -> None:
+        for name, template in self.layout.templates().items():
+            self._client.request("PUT", f"/_index_template/{name}", body=template)
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
+        actions = [
+            BulkAction("index", self.layout.run_index(run), run.key, run_document(run)) for run in runs
+        ]
+        actions += [
+            BulkAction("index", self.layout.job_index(job), job.key, job_document(job)) for job in jobs
+        ]
+        if not actions:
+            return
+        stale = self._stale_copies(actions)
+        try:
+            self._client.bulk(actions + stale)
+        finally:
+            # even a failed bulk may have written part of the batch: the next read must refresh first
+            self._dirty = True
+            for action in stale:
+                if self._unrefreshed.get(action.doc_id) == action.index:
+                    del self._unrefreshed[action.doc_id]
+            for action in actions:
+                self._unrefreshed[action.doc_id] = action.index
+
+    def _stale_copies(self, actions: Sequence[BulkAction]) -> list[BulkAction]:
+        """Deletes for copies of these ids that live in another monthly index than the one written now."""
+        target = {action.doc_id: action.index for action in actions}
+        stale = [
+            BulkAction("delete", index, doc_id)
+            for doc_id, index in self._unrefreshed.items()
+            if doc_id in target and target[doc_id] != index
+        ]
+        ids = list(target)
+        pattern = f"{self.layout.runs_pattern},{self.layout.jobs_pattern}"
+        for offset in range(0, len(ids), ID_LOOKUP_CHUNK):
+            chunk = ids[offset : offset + ID_LOOKUP_CHUNK]
+            answer = self._client.search(
+                pattern,
+                {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}},
+                filter_path="hits.hits._index,hits.hits._id",
+            )
+            for hit in answer.get("hits", {}).get("hits", []):
+                if hit["_index"] != target[hit["_id"]]:
+                    stale.append(BulkAction("delete", hit["_index"], hit["_id"]))
+        return stale
+
+    def set_watermark(self, watermark: Watermark) -> None:
+        self._client.put_document(
+            self.layout.watermarks,
+            watermark.monitor,
+            {
+                "monitor": watermark.monitor,
+                "newest_created_at": to_document_time(watermark.newest_created_at),
+                "updated_at": to_document_time(watermark.updated_at),
+            },
+        )
+
+    def delete_older_than(self, cutoff: datetime) -> int:
+        """Drop whole months before the cutoff's month; delete the boundary month's older documents by id."""
+        self._refresh()
+        deleted = 0
+        for pattern, field, sort in (
+            (self.layout.runs_pattern, "created_at", RUN_SORT),
+            (self.layout.jobs_pattern, "window_at", JOB_SORT),
+        ):
+            for index in self._client.indices(pattern):
+                begins = month_start(self.layout.suffix(index))
+                if begins is None or begins >= cutoff:
+                    continue
+                if next_month(begins) <= cutoff:
+                    deleted += self._client.count(index)
+                    self._client.delete_index(index)
+                    continue
+                older = {"range": {field: {"lt": nanos_time(cutoff)}}}
+                ids = [hit["_id"] for hit in self._hits(index, older, sort, source=False)]
+                if ids:
+                    self._client.bulk([BulkAction("delete", index, doc_id) for doc_id in ids])
+                    self._dirty = True
+                deleted += len(ids)
+        self._unrefreshed.clear()
+        self._refresh(force=True)
+        return deleted
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SearchStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def _refresh(self, *, force: bool = False) -> None:
+        if self._dirty or force:
+            self._client.refresh(f"{self.layout.runs_pattern},{self.layout.jobs_pattern}")
+            self._dirty = False
+            self._unrefreshed.clear()
+
+    def _hits(
+        self,
+        index: str,
+        query: dict[str, Any] | None,
+        sort: list[dict[str, str]],
+        *,
+        source: bool | list[str] = True,
+    ) -> Iterator[dict[str, Any]]:
+        """All matching documents in sort order, by search_after pages (sort keys are unique)."""
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "size": PAGE,
+                "sort": sort,
+                "_source": source,
+                "query": query or {"match_all": {}},
+                "track_total_hits": False,
+            }
+            if after is not None:
+                body["search_after"] = after
+            hits = self._client.search(index, body).get("hits", {}).get("hits", [])
+            yield from hits
+            if len(hits) < PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    def get_watermark(self, monitor: str) -> Watermark | None:
+        source = self._client.get_document(self.layout.watermarks, monitor)
+        if source is None:
+            return None
+        updated = parse_time(source["updated_at"])
+        assert updated is not None
+        return Watermark(
+            monitor=source["monitor"],
+            newest_created_at=parse_time(source.get("newest_created_at")),
+            updated_at=updated,
+        )
+
+    def count_jobs(self, repository: str | None = None) -> int:
+        self._refresh()
+        return self._client.count(self.layout.jobs_pattern, _repository_query(repository))
+
+    def count_runs(self, repository: str | None = None) -> int:
+        self._refresh()
+        return self._client.count(self.layout.runs_pattern, _repository_query(repository))
+
+    def iter_jobs(self, repository: str | None = None) -> Iterator[Job]:
+        self._refresh()
+        for hit in self._hits(self.layout.jobs_pattern, _repository_query(repository), JOB_SORT):
+            yield job_from_source(hit["_source"])
+
+    def iter_runs(self, repository: str | None = None) -> Iterator[WorkflowRun]:
+        self._refresh()
+        for hit in self._hits(self.layout.runs_pattern, _repository_query(repository), RUN_SORT):
+            yield run_from_source(hit["_source"])
+
+    def training_rows(self, repository: str | None = None) -> list[TrainingRow]:
+        self._refresh()
+        rows = []
+        hits = self._hits(
+            self.layout.runs_pattern, _repository_query(repository), TRAINING_SORT, source=TRAINING_FIELDS
+        )
+        for hit in hits:
+            source = hit["_source"]
+            created = parse_time(source["created_at"])
+            assert created is not None
+            rows.append(
+                TrainingRow(
+                    repository=source["repository"],
+                    workflow_name=source["workflow_name"],
+                    run_id=int(source["run_id"]),
+                    run_attempt=int(source["run_attempt"]),
+                    head_sha=source["head_sha"],
+                    branch=source.get("head_branch"),
+                    event=source["event"],
+                    actor=source.get("actor"),
+                    status=source["status"],
+                    conclusion=source.get("conclusion"),
+                    created_at=created,
+                    duration_seconds=source.get("duration_s"),
+                )
+            )
+        return rows
+
+    def window_facts(
+        self,
+        repository: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        rates: RunnerRates | None = None,
+    ) -> WindowFacts:
+        """Aggregated in the engine (see `search_facts`); only group-level numbers come back."""
+        self._refresh()
+        return window_facts(self._client, self.layout.jobs_pattern, repository, start, end, rates)
+
+
+def _repository_query(repository: str | None) -> dict[str, Any] | None:
+    return None if repository is None else {"term": {"repository": repository}}

@@ -1,0 +1,245 @@
+"""The REST subset Elasticsearch 8/9 and OpenSearch 2/3 share, over one httpx client.
+
+The official `elasticsearch` client refuses to talk to OpenSearch (product check), and the two official
+clients diverge; every call cipulse needs (index templates, _bulk, _search with aggregations, _count,
+_refresh, documents by id) has the same shape in both, so one small client serves both engines.
+Connection problems and "cluster not ready" answers become `StoreUnavailable` (callers spool and retry);
+anything else the engine rejects becomes `SearchRequestError` with the engine's own reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import httpx
+
+from cipulse.store.base import StoreUnavailable
+
+Engine = Literal["elasticsearch", "opensearch"]
+# Answers that mean "not now" rather than "never": the cluster is starting, recovering or overloaded.
+TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})
+BULK_RETRIES: Final = 5
+
+
+class SearchRequestError(RuntimeError):
+    """The engine understood the request and refused it (mapping conflict, bad query, ...)."""
+
+
+class BulkItemsFailed(SearchRequestError):
+    """Some documents of a bulk request were rejected; nothing is dropped silently: the ids are listed."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        shown = "; ".join(f"{doc_id}: {reason}" for doc_id, reason in list(self.failures.items())[:5])
+        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        super().__init__(f"{len(self.failures)} document(s) rejected by the search engine: {shown}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    engine: Engine
+    version: str
+    modules: frozenset[str]
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+
+@dataclass(frozen=True, slots=True)
+class BulkAction:
+    """One line pair of a _bulk body: index (with a document) or delete."""
+
+    op: Literal["index", "delete"]
+    index: str
+    doc_id: str
+    document: Mapping[str, Any] | None = None
+
+
+class SearchClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        auth = httpx.BasicAuth(username, password or "") if username else None
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        ok: Iterable[int] = (200, 201),
+    ) -> Any:
+        """Send one request; return the decoded JSON answer (None for an empty one)."""
+        headers = {"Content-Type": "application/json"}
+        if content is not None:
+            headers["Content-Type"] = "application/x-ndjson"
+        elif body is not None:
+            content = json.dumps(body).encode()
+        try:
+            response = self._http.request(method, path, content=content, params=params, headers=headers)
+        except httpx.TransportError as error:
+            raise StoreUnavailable(f"search engine at {self.url} unreachable: {error!r}") from error
+        if response.status_code in TRANSIENT_STATUSES:
+            raise StoreUnavailable(
+                f"search engine at {self.url} answered {response.status_code} to {method} {path}: "
+                f"{response.text[:300]}"
+            )
+        if response.status_code not in set(ok):
+            raise SearchRequestError(
+                f"{method} {path} failed with {response.status_code}: {response.text[:1000]}"
+            )
+        return response.json() if response.content else None
+
+    # -- engine ---------------------------------------------------------------------------------------
+
+    def detect(self) -> EngineInfo:
+        """Which engine this is, from `GET /` (Elasticsearch's minimal builds lack it: fall back to the
+        product header every Elasticsearch 7.14+ answer carries, and to the local node's info)."""
+        try:
+            response = self._http.get("/")
+        except httpx.TransportError as error:
+            raise StoreUnavailable(f"search engine at {self.url} unreachable: {error!r}") from error
+        if response.status_code in TRANSIENT_STATUSES:
+            raise StoreUnavailable(f"search engine at {self.url} answered {response.status_code}")
+        if response.status_code in (401, 403):
+            raise SearchRequestError(f"search engine at {self.url} refused the credentials")
+        engine: Engine | None = None
+        if response.status_code == 200:
+            distribution = response.json().get("version", {}).get("distribution")
+            engine = "opensearch" if distribution == "opensearch" else None
+        if response.headers.get("x-elastic-product") == "Elasticsearch":
+            engine = "elasticsearch"
+        nodes = self.request(
+            "GET",
+            "/_nodes/_local",
+            params={"filter_path": "nodes.*.version,nodes.*.modules.name,nodes.*.plugins.name"},
+        )
+        node = next(iter(nodes["nodes"].values()))
+        modules = frozenset(m["name"] for m in node.get("modules", []) + node.get("plugins", []))
+        if engine is None:
+            if response.status_code == 200 and response.json().get("tagline") == "You Know, for Search":
+                engine = "elasticsearch"
+            else:
+                raise SearchRequestError(f"{self.url} is neither Elasticsearch nor OpenSearch")
+        return EngineInfo(engine=engine, version=str(node["version"]), modules=modules)
+
+    # -- documents ------------------------------------------------------------------------------------
+
+    def bulk(self, actions: Sequence[BulkAction], *, refresh: bool = False) -> None:
+        """Apply every action or raise: transient rejections (429/503 per item) are retried with backoff,
+        then reported as `StoreUnavailable`; permanent ones raise `BulkItemsFailed` with every failed id.
+        Deleting a missing document is not a failure."""
+        pending = list(actions)
+        delay = 0.2
+        for attempt in range(BULK_RETRIES + 1):
+            answer = self.request(
+                "POST",
+                "/_bulk",
+                content=_bulk_body(pending),
+                params={"refresh": "true" if refresh else "false"},
+            )
+            if not answer.get("errors"):
+                return
+            transient: list[BulkAction] = []
+            failures: dict[str, str] = {}
+            for action, item in zip(pending, answer["items"], strict=True):
+                result = item.get(action.op, {})
+                status = int(result.get("status", 500))
+                if "error" not in result or (action.op == "delete" and status == 404):
+                    continue
+                if status in TRANSIENT_STATUSES:
+                    transient.append(action)
+                else:
+                    failures[action.doc_id] = _reason(result["error"])
+            if failures:
+                raise BulkItemsFailed(failures)
+            if not transient:
+                return
+            if attempt == BULK_RETRIES:
+                break
+            pending = transient
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise StoreUnavailable(
+            f"search engine at {self.url} kept rejecting {len(pending)} document(s) as overloaded or "
+            f"not ready, e.g. {pending[0].doc_id}"
+        )
+
+    def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        answer = self.request("GET", f"/{index}/_doc/{quote(doc_id, safe='')}", ok=(200, 404))
+        if not answer or not answer.get("found"):
+            return None
+        source: dict[str, Any] = answer["_source"]
+        return source
+
+    def put_document(self, index: str, doc_id: str, document: Mapping[str, Any]) -> None:
+        self.request("PUT", f"/{index}/_doc/{quote(doc_id, safe='')}", body=document)
+
+    def search(self, index: str, body: Mapping[str, Any], **params: str) -> dict[str, Any]:
+        query = {"ignore_unavailable": "true", "allow_no_indices": "true", **params}
+        answer: dict[str, Any] = self.request("POST", f"/{index}/_search", body=body, params=query)
+        return answer
+
+    def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        body = {"query": query} if query else None
+        answer = self.request(
+            "POST",
+            f"/{index}/_count",
+            body=body,
+            params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+        )
+        return int(answer["count"])
+
+    def refresh(self, index: str) -> None:
+        self.request(
+            "POST", f"/{index}/_refresh", params={"ignore_unavailable": "true", "allow_no_indices": "true"}
+        )
+
+    def indices(self, pattern: str) -> list[str]:
+        answer = self.request(
+            "GET",
+            f"/_cat/indices/{pattern}",
+            params={"format": "json", "h": "index", "expand_wildcards": "open"},
+            ok=(200, 404),
+        )
+        return sorted(row["index"] for row in answer or [])
+
+    def delete_index(self, index: str) -> None:
+        self.request("DELETE", f"/{index}", ok=(200, 404))
+
+
+def _bulk_body(actions: Sequence[BulkAction]) -> bytes:
+    lines: list[str] = []
+    for action in actions:
+        lines.append(json.dumps({action.op: {"_index": action.index, "_id": action.doc_id}}))
+        if action.op == "index":
+            lines.append(json.dumps(action.document, separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, dict):
+        reason = f"{error.get('type')}: {error.get('reason')}"
+        cause = error.get("caused_by")
+        return f"{reason} (caused by {_reason(cause)})" if cause else reason
+    return str(error)
