@@ -163,13 +163,14 @@ def run_standalone(emulator: Emulator, polls: int, console: Console) -> tuple[Sa
         log = Path(tmp) / "up.log"
         with log.open("wb") as out:
             process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        time.sleep(0.5)
         last = sample(process.pid)
         first_round_cpu: float | None = None
         first_round_seen = 0
         while process.poll() is None:
             try:
                 last = sample(process.pid)
-            except FileNotFoundError:
+            except (FileNotFoundError, KeyError):  # exited between poll() and the read
                 break
             rounds = log.read_text(errors="replace").count("cipulse - ")
             if rounds >= 1 and first_round_cpu is None:

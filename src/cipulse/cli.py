@@ -48,8 +48,9 @@ def emulator(
     port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0 picks a free one)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated CI history."),
     jobs_per_repo: int = typer.Option(1000, "--jobs-per-repo", help="Size of each repository's history."),
+    live: bool = typer.Option(False, "--live", help="Follow real time: runs progress and new ones start."),
 ) -> None:
     """Serve the GitHub emulator (GraphQL, REST, rate limits) over a generated CI history."""
     from cipulse.emulator.server import serve_forever
 
-    serve_forever(port=port, seed=seed, jobs_per_repo=jobs_per_repo, print_line=typer.echo)
+    serve_forever(port=port, seed=seed, jobs_per_repo=jobs_per_repo, live=live, print_line=typer.echo)

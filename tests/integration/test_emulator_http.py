@@ -98,6 +98,7 @@ def test_primary_rate_limit_is_enforced(github_assets: GitHubAssets) -> None:
         assert (
             refused.headers["x-ratelimit-remaining"] == "0" and int(refused.headers["x-ratelimit-reset"]) > 0
         )
+        assert int(refused.headers["retry-after"]) > 0
         overview = httpx.get(f"{tight.api_url}/rate_limit", headers=auth(tight))
         assert overview.status_code == 200 and overview.json()["resources"]["core"]["remaining"] == 0
         query = {"query": "{ rateLimit { cost remaining } }"}
@@ -285,3 +286,35 @@ def test_cli_prints_url_and_token_and_serves() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
+
+
+def test_slow_graphql_queries_fail_like_githubs_ten_second_limit(github_assets: GitHubAssets) -> None:
+    with Emulator(seed=1, repos=[REPO], jobs_per_repo=200, graphql_timeout_seconds=0.0) as strict:
+        before = strict.usage.snapshot()
+        answer = httpx.post(
+            strict.graphql_url, json={"query": "{ rateLimit { cost } }"}, headers=auth(strict)
+        )
+        assert answer.status_code == 502 and "timeout" in answer.json()["errors"][0]["message"]
+        spent = strict.usage.snapshot() - before
+        assert spent.graphql_points == 1 and spent.units == 1
+
+
+def test_per_minute_secondary_limit_when_enabled(github_assets: GitHubAssets) -> None:
+    with Emulator(seed=1, repos=[REPO], jobs_per_repo=200, per_minute={"rest": 3}) as strict:
+        url = f"{strict.api_url}/repos/{REPO}/actions/workflows"
+        answers = [httpx.get(url, headers=auth(strict)) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 403]
+        assert 1 <= int(answers[3].headers["retry-after"]) <= 61
+        query = {"query": "{ rateLimit { cost } }"}
+        assert httpx.post(strict.graphql_url, json=query, headers=auth(strict)).status_code == 200
+
+
+def test_parallel_webhook_delivery_sends_the_same_events(
+    small: Emulator, receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    url, received = receiver
+    in_order = small.deliver_webhooks_for(REPO, url + "/a", "k")
+    parallel = small.deliver_webhooks_for(REPO, url + "/b", "k", concurrency=6)
+    assert sorted(d.delivery_id for d in in_order) == sorted(d.delivery_id for d in parallel)
+    assert all(d.status_code == 204 for d in parallel)
+    assert len(received) == 2 * len(in_order)

@@ -37,7 +37,9 @@ def store(engine: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[S
 
 
 def history(jobs: int = 2500, batch_jobs: int = 400) -> list[tuple[list[WorkflowRun], list[Job]]]:
-    return [(b.runs, b.jobs) for b in generate(seed=11, jobs=jobs, start=START, days=45, batch_jobs=batch_jobs)]
+    return [
+        (b.runs, b.jobs) for b in generate(seed=11, jobs=jobs, start=START, days=45, batch_jobs=batch_jobs)
+    ]
 
 
 def by_key(records: Iterator[Job] | Iterator[WorkflowRun]) -> list[Job | WorkflowRun]:
@@ -132,7 +134,7 @@ def undated_job(**changes: object) -> Job:
         started_at=None,
         completed_at=None,
     )
-    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(job, **changes)
 
 
 @pytest.mark.parametrize("read_between", [False, True], ids=["unrefreshed", "refreshed"])

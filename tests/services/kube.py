@@ -387,11 +387,15 @@ def tool_versions(etcd: Path, apiserver: Path, kubectl: Tool, helm: Tool) -> dic
 
 @contextlib.contextmanager
 def running_control_plane() -> Iterator[ControlPlane]:
-    """Start etcd and kube-apiserver on free 127.0.0.1 ports; stop both (and delete their data) on exit."""
+    """Start etcd and kube-apiserver on free 127.0.0.1 ports; stop both (and delete their data) on exit.
+
+    If either fails to start, the error carries the tail of its log; the work directory stays for the rest.
+    """
     etcd, apiserver = _required_binary("etcd"), _required_binary("kube-apiserver")
     kubectl_path, helm_path = _required_binary("kubectl"), _required_binary("helm")
     workdir = Path(tempfile.mkdtemp(prefix="cipulse-kube-"))
     processes: list[_Process] = []
+    started = False
     try:
         make_pki(workdir / "pki")
         token = secrets.token_urlsafe(32)
@@ -423,11 +427,13 @@ def running_control_plane() -> Iterator[ControlPlane]:
             helm=helm,
             versions=tool_versions(etcd, apiserver, kubectl, helm),
         )
+        started = True
         yield plane
     finally:
         for process in reversed(processes):
             process.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if started:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -246,3 +246,9 @@ def test_repository_and_commit_paths_reach_check_suites(gql: InProcess, world: W
     suites = repository["object"]["checkSuites"]["nodes"]
     assert run.run_id in {suite["workflowRun"]["databaseId"] for suite in suites}
     assert {suite["app"]["slug"] for suite in suites} == {"github-actions"}
+
+
+def test_points_round_half_up_and_never_drop_below_one() -> None:
+    from cipulse.emulator.cost import QueryCost
+
+    assert [QueryCost(requests=r).points for r in (0, 1, 149, 150, 249, 250, 8084)] == [1, 1, 1, 2, 2, 3, 81]

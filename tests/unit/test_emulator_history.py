@@ -155,3 +155,19 @@ def test_failure_rate_is_validated_and_applied() -> None:
     assert all(plan.attempts[-1].conclusion in ("failure", "cancelled") for plan in broken)
     with pytest.raises(KeyError, match="no repository"):
         world.add_activity("nobody/nothing", runs=1, failure_rate=None)
+
+
+def test_live_mode_follows_real_time_and_starts_new_runs() -> None:
+    start = datetime.now(UTC) - timedelta(hours=6)
+    world = World(seed=1, repos={REPO: 200}, days=2, failure_rate=0.1, now=start)
+    truth = Truth(world, "x")
+    before = truth.runs(REPO)
+    assert any(run.status != "completed" for run in before)
+    world.follow_real_time(new_run_every=1.0)
+    assert world.clock > start + timedelta(hours=5)
+    after = truth.runs(REPO)
+    old = {(run.run_id, run.run_attempt) for run in before}
+    assert any((run.run_id, run.run_attempt) not in old for run in after)
+    assert all(
+        r.status == "completed" for r in after if (r.run_id, r.run_attempt) in old and r.created_at < start
+    )

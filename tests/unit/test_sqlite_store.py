@@ -115,8 +115,26 @@ def test_window_facts_follow_overwrites_and_deletes(store: SqliteStore) -> None:
     other.close()
 
 
+def test_projection_reloads_when_tombstones_were_pruned(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs, jobs = history(1500)
+    start, end = START, START + timedelta(days=40)
+    store.upsert(runs, jobs)
+    reader = SqliteStore(store.path)
+    assert reader.window_facts(None, start, end) == facts_from_jobs(jobs, None, start, end)
+    changed = [dataclasses.replace(j, conclusion="cancelled", status="completed") for j in jobs[:200]]
+    store.upsert([], changed)
+    monkeypatch.setattr("cipulse.store.sqlite.TOMBSTONES_KEPT", 0)
+    cutoff = START + timedelta(days=3)
+    store.delete_older_than(cutoff)  # prunes every tombstone the reader has not seen
+    current = [j for j in changed + jobs[200:] if (job_window_time(j) or cutoff) >= cutoff]
+    assert reader.window_facts(None, start, end) == facts_from_jobs(current, None, start, end)
+    reader.close()
+
+
 def test_replacing_a_job_replaces_its_steps(store: SqliteStore) -> None:
-    runs, jobs = history(50)
+    _, jobs = history(50)
     with_steps = next(j for j in jobs if len(j.steps) == 2)
     store.upsert([], [with_steps])
     fewer = dataclasses.replace(with_steps, steps=with_steps.steps[:1])

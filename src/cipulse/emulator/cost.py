@@ -48,7 +48,8 @@ class QueryCost:
 
     @property
     def points(self) -> int:
-        return max(1, round(self.requests / 100))
+        """requests / 100 rounded half up, at least 1."""
+        return max(1, (self.requests + 50) // 100)
 
 
 def measure(

@@ -224,7 +224,6 @@ class CommitNode:
         before: str | None = None,
         filterBy: dict[str, Any] | None = None,
     ) -> Connection:
-        world: World = info.context.world
         runs = self._runs(info)
         if filterBy:
             if filterBy.get("appId") not in (None, ACTIONS_APP_ID):
@@ -232,8 +231,7 @@ class CommitNode:
             if filterBy.get("checkName"):
                 runs = [run for run in runs if run.workflow.name == filterBy["checkName"]]
         suites = [info.context.nodes.run(run).check_suite for run in runs]
-        del world
-        return paginate(suites, lambda suite: suite.databaseId, first, after, last, before)
+        return paginate(suites, _database_id, first, after, last, before)
 
 
 class WorkflowNode:

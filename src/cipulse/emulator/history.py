@@ -104,8 +104,6 @@ class HistoryPlanner:
         self.ids = ids
         self.commit_counter = 0
         self.pr_counter = 0
-        self.branch = repo.default_branch
-        self.pending_sha: str | None = None
 
     # ---- whole history -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,27 @@ class Usage:
     def units(self) -> int:
         """GraphQL points plus counted REST requests: what a GitHub token's budgets lose."""
         return self.graphql_points + self.rest_requests
+
+    def snapshot(self) -> Usage:
+        """A frozen copy, to measure what one phase of a benchmark spent (later minus earlier)."""
+        return Usage(
+            self.graphql_points,
+            self.graphql_requests,
+            self.rest_requests,
+            self.rest_not_modified,
+            self.rate_limited,
+            dict(self.faults),
+        )
+
+    def __sub__(self, earlier: Usage) -> Usage:
+        return Usage(
+            self.graphql_points - earlier.graphql_points,
+            self.graphql_requests - earlier.graphql_requests,
+            self.rest_requests - earlier.rest_requests,
+            self.rest_not_modified - earlier.rest_not_modified,
+            self.rate_limited - earlier.rate_limited,
+            {kind: count - earlier.faults.get(kind, 0) for kind, count in self.faults.items()},
+        )
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -98,6 +120,11 @@ def build_app(emulator: Emulator) -> Starlette:
             body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
             return _json(403, body, {"retry-after": "1"})
         try:
+            wait = emulator.limits.per_minute_wait(token, api)
+            if wait is not None:
+                emulator.usage.rate_limited += 1
+                body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
+                return _json(403, body, {"retry-after": str(wait)})
             kind = emulator.faults.take(api)
             if kind is not None and kind != "partial_graphql_errors":
                 return await fault_response(kind, api)
@@ -158,7 +185,8 @@ def build_app(emulator: Emulator) -> Starlette:
             "please include the request ID.",
             "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api",
         }
-        return _json(403, body, bucket.headers(resource))
+        wait = max(1, int(bucket.reset - time.time()))
+        return _json(403, body, {**bucket.headers(resource), "retry-after": str(wait)})
 
     def repo_of(request: Request) -> str:
         params = request.path_params
@@ -247,11 +275,16 @@ def build_app(emulator: Emulator) -> Starlette:
                     "type": "RATE_LIMITED",
                     "message": "API rate limit already exceeded for user ID 1.",
                 }
-                return 200, {"errors": [limited]}, headers
+                wait = max(1, int(bucket.reset - time.time()))
+                return 200, {"errors": [limited]}, {**headers, "retry-after": str(wait)}
             emulator.usage.graphql_points += prepared.cost.points
             emulator.usage.graphql_requests += 1
             context = GraphQLContext(world, emulator.nodes, prepared.cost, bucket)
+            started = time.monotonic()
             body = run_prepared(schema, prepared, context)
+            if time.monotonic() - started > emulator.graphql_timeout_seconds:
+                # GitHub stops queries that run longer than 10 seconds (the points are spent anyway)
+                return 502, {"data": None, "errors": [{"message": GRAPHQL_TIMEOUT_MESSAGE}]}, headers
         if partial:
             _break_some_items(body)
         return 200, body, headers

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+
+# GitHub's secondary limits on requests per minute (REST GET = 1 point, a GraphQL query = 1 point).
+GITHUB_PER_MINUTE = {"rest": 900, "graphql": 2000}
 
 
 @dataclass
@@ -38,10 +42,13 @@ class RateLimits:
         graphql_limit: int = 5000,
         window_seconds: float = 3600.0,
         max_concurrent: int = 100,
+        per_minute: dict[str, int] | None = None,
     ) -> None:
         self.limits = {"core": core_limit, "graphql": graphql_limit}
         self.window_seconds = window_seconds
         self.max_concurrent = max_concurrent
+        self.per_minute = dict(per_minute or {})
+        self._recent: dict[tuple[str, str], deque[float]] = {}
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -81,6 +88,22 @@ class RateLimits:
                 return False
             self._in_flight[token] = count + 1
             return True
+
+    def per_minute_wait(self, token: str, api: str) -> int | None:
+        """Seconds to wait when `api` ("rest"/"graphql") already had its requests this minute; else
+        None, and the request is counted."""
+        limit = self.per_minute.get(api)
+        if limit is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent.setdefault((token, api), deque())
+            while recent and recent[0] <= now - 60:
+                recent.popleft()
+            if len(recent) >= limit:
+                return max(1, int(recent[0] + 60 - now) + 1)
+            recent.append(now)
+            return None
 
     def leave(self, token: str) -> None:
         with self._lock:

@@ -32,7 +32,16 @@ from cipulse.emulator.webhooks import Delivery, WebhookSender
 
 
 class Emulator:
-    """GitHub's GraphQL, REST and webhooks over a seeded, deterministic CI history."""
+    """GitHub's GraphQL, REST and webhooks over a seeded, deterministic CI history.
+
+    Limits are GitHub's: 5,000 REST requests and 5,000 GraphQL points per hour per token, at most 100
+    requests in flight; the per-minute secondary limits apply only when asked for
+    (`per_minute=ratelimit.GITHUB_PER_MINUTE`), since they would slow every test down.
+
+    The history's clock stands still (answers stay reproducible) until `advance` or `add_activity`
+    moves it; with `live=True` it follows real time and new runs start every `live_new_run_every`
+    seconds per repository (for demos).
+    """
 
     def __init__(
         self,
@@ -47,10 +56,14 @@ class Emulator:
         graphql_rate_limit: int = 5000,
         rate_window_seconds: float = 3600.0,
         max_concurrent: int = 100,
+        per_minute: dict[str, int] | None = None,
         hang_seconds: float = 5.0,
+        graphql_timeout_seconds: float = 10.0,
         host: str = "127.0.0.1",
         port: int = 0,
         assets: GitHubAssets | None = None,
+        live: bool = False,
+        live_new_run_every: float = 120.0,
     ) -> None:
         if isinstance(repos, dict):
             sizes = dict(repos)
@@ -69,10 +82,12 @@ class Emulator:
             graphql_limit=graphql_rate_limit,
             window_seconds=rate_window_seconds,
             max_concurrent=max_concurrent,
+            per_minute=per_minute,
         )
         self.faults = Faults()
         self.usage = Usage(faults=self.faults.injected)
         self.hang_seconds = hang_seconds
+        self.graphql_timeout_seconds = graphql_timeout_seconds
         self._host = host
         self._port = port
         self.url = ""
@@ -82,6 +97,10 @@ class Emulator:
         self.webhooks = WebhookSender(self.world, lambda: self.shapes)
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.live = live
+        self.live_new_run_every = live_new_run_every
+        self._live_stop = threading.Event()
+        self._live_thread: threading.Thread | None = None
 
     def _shapes_for(self, html_base: str, api_base: str) -> Shapes:
         return Shapes(
@@ -133,11 +152,23 @@ class Emulator:
                 raise RuntimeError("the GitHub emulator's HTTP server did not start")
             time.sleep(0.01)
         self._socket = sock
+        if self.live:
+            self._live_stop.clear()
+            self._live_thread = threading.Thread(target=self._follow_real_time, daemon=True)
+            self._live_thread.start()
         return self
+
+    def _follow_real_time(self) -> None:
+        while not self._live_stop.wait(1.0):
+            self.world.follow_real_time(self.live_new_run_every)
 
     def stop(self) -> None:
         if self._thread is None:
             return
+        self._live_stop.set()
+        if self._live_thread is not None:
+            self._live_thread.join(timeout=5)
+            self._live_thread = None
         self._server.should_exit = True
         self._thread.join(timeout=15)
         self._socket.close()
@@ -174,14 +205,27 @@ class Emulator:
         return self.webhooks.send(url, secret, event, payload)
 
     def deliver_webhooks_for(
-        self, repo: str, target_url: str, secret: str, *, lose: float = 0.0, seed: int = 0
+        self,
+        repo: str,
+        target_url: str,
+        secret: str,
+        *,
+        lose: float = 0.0,
+        seed: int = 0,
+        concurrency: int = 1,
     ) -> list[Delivery]:
-        return self.webhooks.deliver_for(repo, target_url, secret, lose=lose, seed=seed)
+        """Signed workflow_run/workflow_job deliveries for everything in `repo` not yet sent to
+        `target_url`; `lose` drops that share on purpose (seeded) so reconciliation can be tested."""
+        return self.webhooks.deliver_for(
+            repo, target_url, secret, lose=lose, seed=seed, concurrency=concurrency
+        )
 
 
-def serve_forever(port: int, seed: int, jobs_per_repo: int, print_line: Any = print) -> None:
+def serve_forever(
+    port: int, seed: int, jobs_per_repo: int, live: bool = False, print_line: Any = print
+) -> None:
     """The `cipulse emulator` command: serve until interrupted."""
-    emulator = Emulator(seed=seed, jobs_per_repo=jobs_per_repo, port=port)
+    emulator = Emulator(seed=seed, jobs_per_repo=jobs_per_repo, port=port, live=live)
     with emulator:
         print_line(f"GitHub emulator on {emulator.url}")
         print_line(f"  REST (GHES layout): {emulator.api_url}")

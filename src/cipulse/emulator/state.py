@@ -6,6 +6,7 @@ One lock guards it: the HTTP server reads it from worker threads while tests add
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -43,15 +44,31 @@ class World:
         self.suites_by_id: dict[int, RunPlan] = {}
         self.runs_by_sha: dict[tuple[str, str], list[RunPlan]] = {}
         for index, (full_name, jobs) in enumerate(repos.items()):
-            repo = new_repo(
-                full_name,
-                self.ids,
-                self.clock - timedelta(days=days + 30),
-                self_hosted=(index % 3 == 2),
-                failure_rate=failure_rate,
-            )
-            planner = HistoryPlanner(repo, repo_rng(seed, full_name), self.ids)
-            planner.plan_history(self.clock, jobs, days)
+            target = jobs
+            for _ in range(4):
+                # Re-runs planned after `now` and jobs waiting on others are not visible yet: plan more
+                # until at least `jobs` job attempts can be seen (ids restart so the result is reproducible).
+                ids_before = dataclasses.replace(self.ids)
+                repo = new_repo(
+                    full_name,
+                    self.ids,
+                    self.clock - timedelta(days=days + 30),
+                    self_hosted=(index % 3 == 2),
+                    failure_rate=failure_rate,
+                )
+                planner = HistoryPlanner(repo, repo_rng(seed, full_name), self.ids)
+                planner.plan_history(self.clock, target, days)
+                visible = sum(
+                    1
+                    for run in repo.runs
+                    for a in run.attempts
+                    for job in a.jobs
+                    if job.created <= self.clock
+                )
+                if visible >= jobs:
+                    break
+                target += jobs - visible + 5
+                self.ids.__dict__.update(ids_before.__dict__)
             self.repos[full_name.lower()] = repo
             self.planners[full_name.lower()] = planner
             self._index(repo, repo.runs)
@@ -120,6 +137,22 @@ class World:
             if new:
                 self.clock = max(self.clock, max(run.settles_at for run in new) + timedelta(seconds=1))
             return new
+
+    def follow_real_time(self, new_run_every: float) -> None:
+        """Live mode: the clock catches up with real time and each repository starts a new run now and
+        then (about one per `new_run_every` seconds), which then progresses as real time passes."""
+        with self.lock:
+            now = datetime.now(UTC).replace(microsecond=0)
+            elapsed = (now - self.clock).total_seconds()
+            if elapsed <= 0:
+                return
+            for key, repo in self.repos.items():
+                planner = self.planners[key]
+                if planner.rng.random() < min(1.0, elapsed / new_run_every):
+                    start = max([self.clock, *(run.created for run in repo.runs[-1:])])
+                    run = planner.plan_run(planner.pick_workflow(), start + timedelta(seconds=1))
+                    self._index(repo, [run])
+            self.clock = now
 
     def set_failure_rate(self, full_name: str, rate: float) -> None:
         if not 0.0 <= rate <= 1.0:

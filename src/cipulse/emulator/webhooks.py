@@ -16,6 +16,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,9 +160,10 @@ class WebhookSender:
         return Delivery(delivery, event, str(payload.get("action", "")), status)
 
     def deliver_for(
-        self, repo: str, url: str, secret: str, *, lose: float = 0.0, seed: int = 0
+        self, repo: str, url: str, secret: str, *, lose: float = 0.0, seed: int = 0, concurrency: int = 1
     ) -> list[Delivery]:
-        """Sends, in time order, every not-yet-sent workflow_run/workflow_job event of `repo` to `url`."""
+        """Sends every not-yet-sent workflow_run/workflow_job event of `repo` to `url`: in time order, or
+        `concurrency` at a time (then out of order, as GitHub may deliver them)."""
         with self.world.lock:
             found = self.world.repo(repo)
             if found is None:
@@ -178,14 +180,17 @@ class WebhookSender:
                 sent.update(e.key for e in events)
             payloads = [(e, e.build()) for e in events]
         chooser = random.Random(seed)
-        deliveries: list[Delivery] = []
+        lost = [bool(lose) and chooser.random() < lose for _ in payloads]
         with httpx.Client(timeout=30.0) as client:
-            for event, payload in payloads:
+
+            def deliver(index: int) -> Delivery:
+                event, payload = payloads[index]
                 delivery_id = str(uuid.uuid5(_DELIVERY_NAMESPACE, event.key))
-                if lose and chooser.random() < lose:
-                    deliveries.append(Delivery(delivery_id, event.event, event.action, None, lost=True))
-                    continue
-                deliveries.append(
-                    self.send(url, secret, event.event, payload, delivery_id=delivery_id, client=client)
-                )
-        return deliveries
+                if lost[index]:
+                    return Delivery(delivery_id, event.event, event.action, None, lost=True)
+                return self.send(url, secret, event.event, payload, delivery_id=delivery_id, client=client)
+
+            if concurrency <= 1:
+                return [deliver(index) for index in range(len(payloads))]
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                return list(pool.map(deliver, range(len(payloads))))

@@ -50,7 +50,7 @@ class Usage:
         self.rest_not_modified += other.rest_not_modified
 
 
-@dataclass
+@dataclass(eq=False)
 class RateBudget:
     """Limits, waits and counters for one token against one GitHub (github.com or a GHES host)."""
 

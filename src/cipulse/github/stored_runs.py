@@ -7,7 +7,7 @@ already wrote, a nothing-new sync cost only its listing, and webhooks mode fetch
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,3 +84,23 @@ class StoredRuns:
                 self._runs[run.run_id] = StoredRun(
                     run.run_attempt, run.status, run.updated_at, counts[run.run_id], open_jobs[run.run_id]
                 )
+
+
+class VerifiedRuns:
+    """Runs (at a given update time) whose jobs this process fetched itself or counted against GitHub.
+
+    Webhooks mode checks job counts only for runs not in here, so repeated syncs in a long-running process
+    do not pay again for runs already proven complete. Kept per token budget, bounded.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._seen: OrderedDict[tuple[str, int, datetime | None], None] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, repository: str, run_id: int, updated_at: datetime | None) -> None:
+        self._seen[(repository, run_id, updated_at)] = None
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+    def __contains__(self, key: tuple[str, int, datetime | None]) -> bool:
+        return key in self._seen

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ from cipulse.github.listing_batch import batcher_for
 from cipulse.github.page_sizes import PageSizes
 from cipulse.github.parse_graphql import records_from_graphql
 from cipulse.github.parse_rest import PayloadError, WorkflowRef, job_from_rest, run_from_rest
-from cipulse.github.stored_runs import StoredRuns
+from cipulse.github.stored_runs import StoredRuns, VerifiedRuns
 from cipulse.records import Job, WorkflowRun, parse_time
 from cipulse.store.base import Store, Watermark
 
@@ -111,6 +112,15 @@ class _Session:
         if self.oldest_incomplete is not None:
             return self.oldest_incomplete
         return max(self.floor, self.newest_seen or self.floor)
+
+
+_verified: weakref.WeakKeyDictionary[RateBudget, VerifiedRuns] = weakref.WeakKeyDictionary()
+
+
+def verified_runs_for(budget: RateBudget) -> VerifiedRuns:
+    if budget not in _verified:
+        _verified[budget] = VerifiedRuns()
+    return _verified[budget]
 
 
 def _matches(values: Sequence[str], *candidates: str | None) -> bool:
@@ -267,6 +277,7 @@ async def _sync_graphql_rest(session: _Session, workflows: list[WorkflowRef], *,
 async def _sync_reconcile(session: _Session, workflows: list[WorkflowRef], *, first_sync: bool) -> None:
     """Webhooks mode: list cheaply over GraphQL, check job counts of what webhooks wrote, and fetch
     over REST only the runs the store lacks, holds stale, or holds with jobs missing."""
+    verified = verified_runs_for(session.client.budget)
     pages = [await _probe(session, workflows)] if not first_sync else []
     if not pages or not pages[0].exhausted:
         pages = [
@@ -282,17 +293,19 @@ async def _sync_reconcile(session: _Session, workflows: list[WorkflowRef], *, fi
             session.see(listed.created_at, _listed_completed(listed))
             if not _matches(session.target.branches, _listed_branch(listed)):
                 continue
-            if session.stored.is_known(listed.run_id, listed.updated_at, None, _listed_completed(listed)):
-                to_verify.append(listed)
-            else:
+            if not session.stored.is_known(listed.run_id, listed.updated_at, None, _listed_completed(listed)):
                 missing.append(listed.run_id)
+            elif (session.target.repository, listed.run_id, listed.updated_at) not in verified:
+                to_verify.append(listed)
         if to_verify:
             counts = await batcher_for(session.client.budget).items(
                 session.client, "run_job_counts", [str(r.node["id"]) for r in to_verify], {}
             )
             for listed, item in zip(to_verify, counts, strict=True):
                 total = (((item or {}).get("checkSuite") or {}).get("checkRuns") or {}).get("totalCount")
-                if not session.stored.is_known(listed.run_id, listed.updated_at, total):
+                if session.stored.is_known(listed.run_id, listed.updated_at, total):
+                    verified.add(session.target.repository, listed.run_id, listed.updated_at)
+                else:
                     missing.append(listed.run_id)
         payloads = await _gather_limited(
             [rest_api.get_run(session.client, session.target.repository, run_id) for run_id in missing]
@@ -341,6 +354,7 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
             except PayloadError as exc:
                 log.warning("skipped a malformed job of run %d: %s", run_id, exc)
         session.write(runs, jobs)
+        verified_runs_for(session.client.budget).add(repository, run_id, latest.updated_at)
 
     await _gather_limited([one(payload) for payload in payloads])
 

@@ -169,19 +169,7 @@ class WebhookReceiver:
 
 
 def webhook_router(receiver: WebhookReceiver, path: str = "/webhooks/github") -> Any:
-    """A FastAPI router that feeds POSTed deliveries to `receiver`."""
-    from fastapi import APIRouter, Request
-    from fastapi.responses import JSONResponse
+    """A FastAPI router that feeds POSTed deliveries to `receiver` (see webhook_http.py)."""
+    from cipulse.github.webhook_http import webhook_router as build
 
-    router = APIRouter()
-
-    @router.post(path)
-    async def deliver(request: Request) -> JSONResponse:
-        body = await request.body()
-        outcome = receiver.receive(dict(request.headers), body)
-        return JSONResponse(
-            {"status": outcome.status, "reason": outcome.reason, "warnings": list(outcome.warnings)},
-            status_code=outcome.http_status,
-        )
-
-    return router
+    return build(receiver, path)

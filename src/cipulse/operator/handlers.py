@@ -141,6 +141,11 @@ class MonitorDaemon:
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, labels: dict[str, Any] | None = None) -> None:
     """Attach the handlers to `registry` (a fresh one per operator, so shards and tests do not mix)."""
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account or KUBECONFIG, via the official client (a fresh registry has none)."""
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Progress and diff-base in annotations: the status schema stays ours, and structural pruning

@@ -14,7 +14,8 @@ def open_store(url: str, **options: Any) -> Store:
 
     ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:`` open `SqliteStore`;
     ``http(s)://host:port`` opens `SearchStore` for Elasticsearch/OpenSearch (it detects the engine with
-    ``GET /``); ``options`` go to `SearchStore` (index_prefix, username, password).
+    ``GET /``). ``options`` go to the store (`SearchStore`: index_prefix, username, password;
+    `SqliteStore`: busy_timeout_ms, columnar).
     """
     if url.startswith("sqlite://"):
         from cipulse.store.sqlite import SqliteStore
@@ -22,7 +23,7 @@ def open_store(url: str, **options: Any) -> Store:
         path = url.removeprefix("sqlite://")
         if not path.startswith("/") or path == "/":
             raise ValueError(f"expected sqlite:///path.db, got {url!r}")
-        return SqliteStore(path[1:] if path != "/:memory:" else ":memory:")
+        return SqliteStore(path[1:] if path != "/:memory:" else ":memory:", **options)
     if url.startswith(("http://", "https://")):
         from cipulse.store.search import SearchStore
 

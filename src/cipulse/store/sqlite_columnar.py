@@ -84,23 +84,23 @@ class ColumnarFacts:
 
     def refresh(self, conn: sqlite3.Connection) -> None:
         """Bring the projection up to the snapshot of the caller's read transaction."""
-        oldest = conn.execute("SELECT MIN(seq) FROM job_tombstones").fetchone()[0]
-        if oldest is not None and oldest > self.last_tombstone + 1 and self.last_seq:
-            self._reset()  # tombstones we never saw were pruned: start over
-        if self.last_seq == 0:
-            newest = conn.execute("SELECT MAX(seq) FROM job_tombstones").fetchone()[0]
-            self.last_tombstone = newest or 0
-        else:
+        # Tombstone seqs are contiguous (AUTOINCREMENT, pruned only from the oldest end): if fewer remain
+        # above our mark than the counter says were written, some we never saw were pruned: start over.
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'job_tombstones'").fetchone()
+        counter = row[0] if row else 0
+        if self.last_seq and counter > self.last_tombstone:
             dead = conn.execute(
                 "SELECT seq, job_seq FROM job_tombstones WHERE seq > ? ORDER BY seq", (self.last_tombstone,)
             ).fetchall()
-            if dead:
-                self.last_tombstone = dead[-1][0]
+            if len(dead) != counter - self.last_tombstone:
+                self._reset()
+            else:
                 gone = np.array([job_seq for _, job_seq in dead], dtype=np.int64)
                 positions = np.searchsorted(self.seq, gone)
                 inside = positions < len(self.seq)
                 positions, gone = positions[inside], gone[inside]
                 self.alive[positions[self.seq[positions] == gone]] = False
+        self.last_tombstone = counter
         self._append(conn)
         if len(self.alive) and np.count_nonzero(~self.alive) > len(self.alive) // 4:
             self._compact()
@@ -167,99 +167,11 @@ class ColumnarFacts:
             mask &= self.repo == repo_id
         return np.flatnonzero(mask)
 
-    def count_rows(self, start_us: int, end_us: int, repository: str | None) -> list[CountRow]:
-        idx = self._selection(start_us, end_us, repository)
-        if not len(idx):
-            return []
-        n_branch = len(self.branches.values) + 1
-        n_label = max(len(self.labels.values), 1)
-        n_outcome = len(OUTCOMES)
-        composite = self.job[idx].astype(np.int64) * n_branch + (self.branch[idx] + 1)
-        composite = (composite * n_outcome + self.outcome[idx]) * n_label + self.label[idx]
-        unique, inverse = np.unique(composite, return_inverse=True)
-        duration = self.duration[idx]
-        queued = self.queue[idx] >= 0
-        exact = queued & self.queue_exact[idx]
-
-        def total(weights: npt.NDArray[Any]) -> IntArray:
-            return np.rint(np.bincount(inverse, weights=weights, minlength=len(unique))).astype(np.int64)
-
-        counts = np.bincount(inverse, minlength=len(unique))
-        seconds = total(np.where(duration >= 0, duration, 0))
-        billable = total(self.billable[idx])
-        exact_counts = total(exact)
-        estimated_counts = total(queued & ~exact)
-        skews = total(self.skew[idx])
-        rows = []
-        for position, code in enumerate(unique.tolist()):
-            code, label = divmod(code, n_label)
-            code, outcome = divmod(code, n_outcome)
-            job, branch = divmod(code, n_branch)
-            repository_name, workflow, name = self.jobs.values[job]
-            rows.append(
-                CountRow(
-                    repository=repository_name,
-                    workflow=workflow,
-                    job=name,
-                    branch=None if branch == 0 else self.branches.values[branch - 1][1],
-                    outcome=OUTCOMES[outcome],
-                    labels=self.labels.values[label],
-                    count=int(counts[position]),
-                    seconds=int(seconds[position]),
-                    billable=int(billable[position]),
-                    queue_exact=int(exact_counts[position]),
-                    queue_estimated=int(estimated_counts[position]),
-                    clock_skew=int(skews[position]),
-                )
-            )
-        return rows
-
-    def percentile_rows(self, start_us: int, end_us: int, repository: str | None) -> list[PercentileRow]:
-        idx = self._selection(start_us, end_us, repository)
-        result: list[PercentileRow] = []
-        if not len(idx):
-            return result
-        for measure in MEASURES:
-            if measure == "durations":
-                values = self.duration[idx]
-                valid = (values >= 0) & np.isin(self.outcome[idx], _VERDICTS)
-            else:
-                values = self.queue[idx]
-                valid = values >= 0
-            chosen = idx[valid]
-            order = np.argsort(values[valid], kind="stable")
-            ordered_rows = chosen[order]
-            ordered_values = values[valid][order]
-            result.extend(self._level_percentiles(measure, ordered_rows, ordered_values))
-        return result
-
-    def _level_percentiles(
-        self, measure: Any, rows: IntArray, values: npt.NDArray[np.int32]
-    ) -> Iterator[PercentileRow]:
-        if len(values):
-            yield PercentileRow("all", measure, (None, None, None, None), len(values), _picks(values, [0]))
-        levels: tuple[tuple[Level, npt.NDArray[np.int32]], ...] = (
-            ("repository", self.repo),
-            ("workflow", self.workflow),
-            ("job", self.job),
-            ("branch", self.branch),
-        )
-        for level, ids in levels:
-            keys = ids[rows]
-            level_values = values
-            if level == "branch":
-                has_branch = keys >= 0
-                keys, level_values = keys[has_branch], values[has_branch]
-            if not len(keys):
-                continue
-            regroup = np.argsort(keys, kind="stable")  # stable: values stay sorted inside each group
-            keys, level_values = keys[regroup], level_values[regroup]
-            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-            sizes = np.diff(np.concatenate((starts, [len(keys)])))
-            picks = [starts + (p * sizes + 99) // 100 - 1 for p in PERCENTILES]
-            for group, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
-                picked = tuple(int(level_values[pick[group]]) for pick in picks)
-                yield PercentileRow(level, measure, self._key(level, int(keys[start])), size, picked)
+    def _parents(self) -> tuple[IntArray, IntArray]:
+        """Per job-group id: its repository id and its workflow id."""
+        job_repo = np.array([self.repos.ids[r] for r, _, _ in self.jobs.values], dtype=np.int64)
+        job_workflow = np.array([self.workflows.ids[(r, w)] for r, w, _ in self.jobs.values], dtype=np.int64)
+        return job_repo, job_workflow
 
     def _key(self, level: Level, group: int) -> GroupKey:
         if level == "repository":
@@ -273,10 +185,133 @@ class ColumnarFacts:
         repository, branch = self.branches.values[group]
         return (repository, None, None, branch)
 
+    def count_rows(self, start_us: int, end_us: int, repository: str | None) -> list[CountRow]:
+        """Group the window once at the finest grain (job, branch, outcome, labels), then roll the few
+        thousand finest groups up to every level with small numpy group-bys."""
+        idx = self._selection(start_us, end_us, repository)
+        if not len(idx):
+            return []
+        n_branch = len(self.branches.values) + 1
+        n_label = max(len(self.labels.values), 1)
+        n_outcome = len(OUTCOMES)
+        composite = self.job[idx].astype(np.int64) * n_branch + (self.branch[idx] + 1)
+        composite = (composite * n_outcome + self.outcome[idx]) * n_label + self.label[idx]
+        duration = self.duration[idx]
+        queued = self.queue[idx] >= 0
+        exact = queued & self.queue_exact[idx]
+        weights = {
+            "seconds": np.where(duration >= 0, duration, 0),
+            "billable": self.billable[idx],
+            "exact": exact,
+            "estimated": queued & ~exact,
+            "skew": self.skew[idx],
+        }
+        codes, sums = _group_sums(composite, weights)
+        codes, label = np.divmod(codes, n_label)
+        codes, outcome = np.divmod(codes, n_outcome)
+        job, branch = np.divmod(codes, n_branch)
+        branch -= 1
+        job_repo, job_workflow = self._parents()
+        rows: list[CountRow] = []
+        level_ids: tuple[tuple[Level, IntArray], ...] = (
+            ("all", np.zeros(len(job), dtype=np.int64)),
+            ("repository", job_repo[job]),
+            ("workflow", job_workflow[job]),
+            ("job", job),
+            ("branch", branch),
+        )
+        for level, ids in level_ids:
+            keep = ids >= 0
+            level_code = (ids[keep] * n_outcome + outcome[keep]) * n_label + label[keep]
+            grouped, level_sums = _group_sums(level_code, {k: v[keep] for k, v in sums.items()})
+            rest, label_ids = np.divmod(grouped, n_label)
+            group_ids, outcome_ids = np.divmod(rest, n_outcome)
+            for position, (group, out, lab) in enumerate(
+                zip(group_ids.tolist(), outcome_ids.tolist(), label_ids.tolist(), strict=True)
+            ):
+                rows.append(
+                    CountRow(
+                        level=level,
+                        key=(None, None, None, None) if level == "all" else self._key(level, group),
+                        outcome=OUTCOMES[out],
+                        labels=self.labels.values[lab],
+                        count=int(level_sums["count"][position]),
+                        seconds=int(level_sums["seconds"][position]),
+                        billable=int(level_sums["billable"][position]),
+                        queue_exact=int(level_sums["exact"][position]),
+                        queue_estimated=int(level_sums["estimated"][position]),
+                        clock_skew=int(level_sums["skew"][position]),
+                    )
+                )
+        return rows
 
-def _picks(values: npt.NDArray[np.int32], starts: list[int]) -> tuple[int, ...]:
+    def percentile_rows(self, start_us: int, end_us: int, repository: str | None) -> list[PercentileRow]:
+        """Per level: group rows with a linear-time radix sort on the small group ids, then select the
+        nearest ranks inside each group with `np.partition` (linear too): no full sort of the window."""
+        idx = self._selection(start_us, end_us, repository)
+        result: list[PercentileRow] = []
+        if not len(idx):
+            return result
+        for measure in MEASURES:
+            if measure == "durations":
+                values = self.duration[idx]
+                valid = (values >= 0) & np.isin(self.outcome[idx], _VERDICTS)
+            else:
+                values = self.queue[idx]
+                valid = values >= 0
+            rows, chosen = idx[valid], values[valid]
+            if not len(chosen):
+                continue
+            everything = (None, None, None, None)
+            result.append(PercentileRow("all", measure, everything, len(chosen), _picks(chosen)))
+            levels: tuple[tuple[Level, npt.NDArray[np.int32]], ...] = (
+                ("repository", self.repo),
+                ("workflow", self.workflow),
+                ("job", self.job),
+                ("branch", self.branch),
+            )
+            for level, ids in levels:
+                result.extend(self._grouped_percentiles(level, measure, ids[rows], chosen))
+        return result
+
+    def _grouped_percentiles(
+        self, level: Level, measure: Any, groups: npt.NDArray[np.int32], values: npt.NDArray[np.int32]
+    ) -> Iterator[PercentileRow]:
+        keep = groups >= 0
+        groups, values = groups[keep], values[keep]
+        if not len(groups):
+            return
+        small = groups.astype(np.int16) if groups.max() < 2**15 else groups
+        order = np.argsort(small, kind="stable")  # radix sort for 16-bit keys
+        sizes = np.bincount(groups)
+        ordered = values[order]
+        offset = 0
+        for group, size in enumerate(sizes.tolist()):
+            if size:
+                result = _picks(ordered[offset : offset + size])
+                yield PercentileRow(level, measure, self._key(level, group), size, result)
+                offset += size
+
+
+def _picks(values: npt.NDArray[np.int32]) -> tuple[int, ...]:
+    """Nearest-rank percentiles of unsorted values by selection (np.partition), not sorting."""
     n = len(values)
-    return tuple(int(values[starts[0] + (p * n + 99) // 100 - 1]) for p in PERCENTILES)
+    ranks = [(p * n + 99) // 100 - 1 for p in PERCENTILES]
+    selected = np.partition(values, sorted(set(ranks)))
+    return tuple(int(selected[r]) for r in ranks)
+
+
+def _group_sums(
+    codes: IntArray, weights: dict[str, npt.NDArray[Any]]
+) -> tuple[IntArray, dict[str, IntArray]]:
+    """Distinct codes with per-code integer sums of each weight; "count" is the number of rows unless a
+    "count" weight is given (rolling up already-counted groups)."""
+    unique, inverse = np.unique(codes, return_inverse=True)
+    sums: dict[str, IntArray] = {"count": np.bincount(inverse, minlength=len(unique)).astype(np.int64)}
+    for name, weight in weights.items():
+        totals = np.bincount(inverse, weights=weight.astype(np.float64), minlength=len(unique))
+        sums[name] = np.rint(totals).astype(np.int64)
+    return unique, sums
 
 
 # Forget all but the newest N tombstones (a reader further behind reloads from scratch).

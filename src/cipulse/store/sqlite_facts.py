@@ -29,10 +29,10 @@ ALL_LEVELS: Final[tuple[Level, ...]] = ("all", *LEVELS)
 
 @dataclass(frozen=True, slots=True)
 class CountRow:
-    repository: str
-    workflow: str
-    job: str
-    branch: str | None
+    """Counts and sums of one (group, outcome, runner label set) in the window."""
+
+    level: Level
+    key: GroupKey
     outcome: str
     labels: str
     count: int
@@ -99,25 +99,50 @@ def collect(
 ) -> WindowFacts:
     overall = GroupTally()
     by_level: dict[Level, dict[GroupKey, GroupTally]] = {level: {} for level in LEVELS}
+
+    def tally_of(level: Level, key: GroupKey) -> GroupTally | None:
+        if level == "all":
+            return overall
+        return by_level[level].setdefault(key, GroupTally())
+
     for row in engine.count_rows(start_us, end_us, repository):
-        part = GroupTally()
-        part.outcomes[row.outcome] = row.count
-        part.job_seconds = row.seconds
+        tally = tally_of(row.level, row.key)
+        assert tally is not None
+        tally.outcomes[row.outcome] += row.count
+        tally.job_seconds += row.seconds
         if row.billable:
-            part.billable_by_labels[row.labels] = row.billable
-        part.queue_exact_count = row.queue_exact
-        part.queue_estimated_count = row.queue_estimated
-        part.clock_skew_count = row.clock_skew
-        overall.merge(part)
-        for level in LEVELS:
-            key = level_key(level, row.repository, row.workflow, row.job, row.branch)
-            if key is not None:
-                by_level[level].setdefault(key, GroupTally()).merge(part)
+            tally.billable_by_labels[row.labels] += row.billable
+        tally.queue_exact_count += row.queue_exact
+        tally.queue_estimated_count += row.queue_estimated
+        tally.clock_skew_count += row.clock_skew
     for prow in engine.percentile_rows(start_us, end_us, repository):
-        tally = overall if prow.level == "all" else by_level[prow.level].get(prow.key)
-        if tally is not None and prow.n:
-            getattr(tally, prow.measure).update(synthetic_counts(prow.n, prow.picked))
+        found = overall if prow.level == "all" else by_level[prow.level].get(prow.key)
+        if found is not None and prow.n:
+            getattr(found, prow.measure).update(synthetic_counts(prow.n, prow.picked))
     return assemble(repository, start, end, overall, by_level, rates)
+
+
+def rollup(
+    finest: Iterable[tuple[str, str, str, str | None, str, str, int, int, int, int, int, int]],
+) -> list[CountRow]:
+    """Finest-grain (repository, workflow, job, branch, outcome, labels, count, seconds, billable,
+    queue_exact, queue_estimated, clock_skew) rows -> `CountRow`s for every level (sums add up)."""
+    sums: dict[tuple[Level, GroupKey, str, str], list[int]] = {}
+    for repo, workflow, job, branch, outcome, labels, *values in finest:
+        for level in ALL_LEVELS:
+            key = level_key(level, repo, workflow, job, branch)
+            if key is None:
+                continue
+            slot = sums.get((level, key, outcome, labels))
+            if slot is None:
+                sums[(level, key, outcome, labels)] = list(values)
+            else:
+                for index, value in enumerate(values):
+                    slot[index] += value
+    return [
+        CountRow(level, key, outcome, labels, *values)
+        for (level, key, outcome, labels), values in sums.items()
+    ]
 
 
 _LEVEL_COLUMNS: Final[dict[Level, tuple[str, ...]]] = {
@@ -157,23 +182,7 @@ class SqlFacts:
             f"FROM jobs WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6",
             params,
         ).fetchall()
-        return [
-            CountRow(
-                repository=r[0],
-                workflow=r[1],
-                job=r[2],
-                branch=r[3],
-                outcome=r[4],
-                labels=r[5],
-                count=int(r[6]),
-                seconds=int(r[7]),
-                billable=int(r[8]),
-                queue_exact=int(r[9]),
-                queue_estimated=int(r[10]),
-                clock_skew=int(r[11]),
-            )
-            for r in rows
-        ]
+        return rollup((r[0], r[1], r[2], r[3], r[4], r[5], *(int(v) for v in r[6:])) for r in rows)
 
     def percentile_rows(self, start_us: int, end_us: int, repository: str | None) -> list[PercentileRow]:
         where, params = self._where(start_us, end_us, repository)

@@ -1,0 +1,236 @@
+"""Search-store benchmarks on real Elasticsearch and OpenSearch, measured side by side in one run.
+
+(a) Ingest: records/s of `SearchStore.upsert` from parsed records (runs and jobs with steps) against a raw
+    ``_bulk`` of the very same documents, already built and serialised, same batches, into the same index
+    templates. Ratio = store / raw (goal >= 0.8). Rounds alternate raw and store, each into fresh indices.
+(b) Window facts: latency p50/p95 of a 30-day `window_facts` over 1,000,000 stored job attempts, next to
+    a naive full scan (read every job back and aggregate in Python), whose result must be equal.
+
+Every engine is started here (tests/services/search.py) and stopped at the end. Used by bench_store.py;
+also runs alone:
+
+    .venv/bin/python bench/bench_search_store.py [--jobs 1000000] [--ingest-jobs 50000] [--engines opensearch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from cipulse.metrics.facts import WindowFacts, facts_from_jobs
+from cipulse.store.search import SearchStore
+from cipulse.store.search_documents import job_document, run_document
+from cipulse.store.synthetic import Batch, generate
+from tests.services.search import SearchServer
+
+console = Console()
+Row = tuple[str, str, str]
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def percentile(samples: list[float], p: int) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, -(-p * len(ordered) // 100) - 1)]
+
+
+def ms(samples: list[float]) -> str:
+    return f"{percentile(samples, 50) * 1000:,.0f} / {percentile(samples, 95) * 1000:,.0f}"
+
+
+def bulk_bodies(store: SearchStore, parsed: list[Batch]) -> list[bytes]:
+    """The documents SearchStore writes, as ready-to-send _bulk bodies (the raw baseline's input)."""
+    bodies = []
+    for batch in parsed:
+        lines: list[str] = []
+        for run in batch.runs:
+            lines.append(json.dumps({"index": {"_index": store.layout.run_index(run), "_id": run.key}}))
+            lines.append(json.dumps(run_document(run), separators=(",", ":")))
+        for job in batch.jobs:
+            lines.append(json.dumps({"index": {"_index": store.layout.job_index(job), "_id": job.key}}))
+            lines.append(json.dumps(job_document(job), separators=(",", ":")))
+        bodies.append(("\n".join(lines) + "\n").encode())
+    return bodies
+
+
+def raw_bulk(url: str, bodies: list[bytes]) -> float:
+    with httpx.Client(base_url=url, timeout=120.0) as client:
+        began = time.perf_counter()
+        for body in bodies:
+            answer = client.post("/_bulk", content=body, headers={"Content-Type": "application/x-ndjson"})
+            answer.raise_for_status()
+            if answer.json()["errors"]:
+                raise SystemExit("raw _bulk rejected documents")
+        return time.perf_counter() - began
+
+
+def store_ingest(store: SearchStore, parsed: list[Batch]) -> float:
+    began = time.perf_counter()
+    for batch in parsed:
+        store.upsert(batch.runs, batch.jobs)
+    return time.perf_counter() - began
+
+
+def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> list[Row]:
+    records = sum(len(b.runs) + len(b.jobs) for b in parsed)
+    raw_times, store_times = [], []
+    with progress() as bar:
+        task = bar.add_task(f"{engine} ingest (store vs raw _bulk)", total=rounds)
+        for index in range(rounds):
+            raw_store = SearchStore(url, index_prefix=f"bench-raw-{index}")  # installs the same templates
+            raw_times.append(raw_bulk(url, bulk_bodies(raw_store, parsed)))
+            raw_store.close()
+            with SearchStore(url, index_prefix=f"bench-store-{index}") as store:
+                store_times.append(store_ingest(store, parsed))
+            bar.advance(task)
+    for index in range(rounds):
+        for prefix in (f"bench-raw-{index}", f"bench-store-{index}"):
+            httpx.delete(f"{url}/{prefix}-*", params={"expand_wildcards": "all"}, timeout=120.0)
+    store_rate = records / statistics.median(store_times)
+    raw_rate = records / statistics.median(raw_times)
+    return [
+        (f"{engine} ingest, records/s (median)", f"{store_rate:,.0f}", f"{records:,} runs + jobs per round"),
+        (f"{engine} raw _bulk, records/s", f"{raw_rate:,.0f}", "same documents pre-serialised, same batches"),
+        (f"{engine} ingest ratio store/raw", f"{store_rate / raw_rate:.2f}", "goal >= 0.8"),
+    ]
+
+
+def timed_calls(call: Callable[[], WindowFacts], repeats: int, label: str) -> tuple[list[float], WindowFacts]:
+    samples: list[float] = []
+    result: WindowFacts | None = None
+    with progress() as bar:
+        task = bar.add_task(label, total=repeats)
+        for _ in range(repeats):
+            began = time.perf_counter()
+            result = call()
+            samples.append(time.perf_counter() - began)
+            bar.advance(task)
+    assert result is not None
+    return samples, result
+
+
+def bench_latency(
+    engine: str, url: str, batches: Callable[[], Iterator[Batch]], jobs: int, window: tuple[datetime, datetime],
+    repeats: int, naive_repeats: int,
+) -> list[Row]:
+    store = SearchStore(url, index_prefix="bench-latency")
+    with progress() as bar:
+        task = bar.add_task(f"{engine}: storing {jobs:,} jobs", total=jobs)
+        for batch in batches():
+            store.upsert(batch.runs, batch.jobs)
+            bar.advance(task, len(batch.jobs))
+    httpx.post(f"{url}/bench-latency-*/_forcemerge", params={"max_num_segments": "1"}, timeout=600.0)
+    stored = store.count_jobs()
+    start, end = window
+    cold_began = time.perf_counter()
+    facts = store.window_facts(None, start, end)
+    cold = time.perf_counter() - cold_began
+    warm, _ = timed_calls(lambda: store.window_facts(None, start, end), repeats, f"{engine} window_facts")
+    repo, _ = timed_calls(lambda: store.window_facts("octo/beta", start, end), repeats, f"{engine} one repo")
+    naive, naive_facts = timed_calls(
+        lambda: facts_from_jobs(store.iter_jobs(), None, start, end), naive_repeats, f"{engine} naive full scan"
+    )
+    if naive_facts != facts:
+        raise SystemExit(f"{engine}: window_facts differs from the naive full scan")
+    store.close()
+    note = f"{facts.overall.total:,} jobs in the window, {stored:,} stored"
+    speedup = percentile(naive, 50) / percentile(warm, 50)
+    return [
+        (f"{engine} 30-day window_facts p50 / p95 (ms)", ms(warm), f"{note}; goal p95 < 300 ms"),
+        (f"{engine} same, one repository", ms(repo), ""),
+        (f"{engine} first call (ms)", f"{cold * 1000:,.0f}", "cold caches"),
+        (
+            f"{engine} naive full scan p50 / p95 (ms)",
+            ms(naive),
+            f"iter_jobs + facts_from_jobs, equal result; window_facts is x{speedup:,.0f} faster",
+        ),
+    ]
+
+
+def measure(
+    *,
+    engines: tuple[str, ...] = ("elasticsearch", "opensearch"),
+    jobs: int = 1_000_000,
+    ingest_jobs: int = 50_000,
+    ingest_rounds: int = 3,
+    repeats: int = 20,
+    naive_repeats: int = 1,
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    days: int = 90,
+    seed: int = 2026,
+) -> list[Row]:
+    """(name, value, note) rows for each engine; every engine started here is stopped before returning."""
+    end = start + timedelta(days=days)
+
+    def batches(count: int, batch_jobs: int) -> Iterator[Batch]:
+        return generate(seed=seed, jobs=count, start=start, days=days, batch_jobs=batch_jobs)
+
+    rows: list[Row] = []
+    parsed = list(batches(ingest_jobs, 1000))
+    for engine in engines:
+        with SearchServer(engine) as server:  # type: ignore[arg-type]
+            info = SearchStore(server.url, index_prefix="bench-probe").info
+            rows.append((f"{engine} version", info.version, "integ-test zip, heap 512m, JDK 17"))
+            rows += bench_ingest(engine, server.url, parsed, ingest_rounds)
+            rows += bench_latency(
+                engine,
+                server.url,
+                lambda: batches(jobs, 5000),
+                jobs,
+                (end - timedelta(days=30), end),
+                repeats,
+                naive_repeats,
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", default="elasticsearch,opensearch")
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--ingest-jobs", type=int, default=50_000)
+    parser.add_argument("--ingest-rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--naive-repeats", type=int, default=1)
+    args = parser.parse_args()
+    rows = measure(
+        engines=tuple(args.engines.split(",")),
+        jobs=args.jobs,
+        ingest_jobs=args.ingest_jobs,
+        ingest_rounds=args.ingest_rounds,
+        repeats=args.repeats,
+        naive_repeats=args.naive_repeats,
+    )
+    table = Table(title="cipulse search store benchmark")
+    for column in ("measure", "value", "note"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Fit a model, its calibration and its thresholds from one training part.
+
+Everything is learned from the training rows only: the last chronological blocks of the training part are
+predicted by models fitted on the blocks before them (out-of-fold, like the outer protocol), the Platt
+calibration and both thresholds are fitted on those out-of-fold predictions, and the final model is then
+refitted on the whole training part. Class imbalance: failing builds are weighted up to balance the
+classes (the calibration brings probabilities back to real rates).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cipulse.predict.calibration import Platt, fit_platt
+from cipulse.predict.features import FEATURE_NAMES
+from cipulse.predict.thresholds import threshold_for_f1, threshold_for_recall
+
+ModelKind = Literal["lightgbm", "random_forest"]
+FloatArray = NDArray[np.float64]
+
+LIGHTGBM_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "n_estimators": 200,
+    "learning_rate": 0.03,
+    "num_leaves": 4,
+    "min_child_samples": 100,
+    "reg_lambda": 10.0,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "n_jobs": 1,
+    "verbose": -1,
+}
+RANDOM_FOREST_PARAMS: dict[str, Any] = {
+    "n_estimators": 150,
+    "min_samples_leaf": 5,
+    "max_features": "sqrt",
+    "class_weight": "balanced_subsample",
+    "n_jobs": 1,
+}
+INNER_BLOCKS = 5
+VALIDATION_BLOCKS = 2
+
+
+@dataclass
+class FittedModel:
+    """A fitted classifier exposing raw (logit-scale) scores, which the calibration maps to probabilities."""
+
+    kind: ModelKind
+    estimator: Any
+
+    def raw_scores(self, features: FloatArray) -> FloatArray:
+        if self.kind == "lightgbm":
+            return np.asarray(self.estimator.predict(features, raw_score=True), dtype=float)
+        probabilities = np.clip(self.estimator.predict_proba(features)[:, 1], 1e-4, 1 - 1e-4)
+        return np.asarray(np.log(probabilities / (1 - probabilities)), dtype=float)
+
+    def importances(self) -> dict[str, float]:
+        """Gain (LightGBM) or impurity decrease (forest) per feature, normalised to sum to 1."""
+        if self.kind == "lightgbm":
+            values = np.asarray(self.estimator.booster_.feature_importance(importance_type="gain"), dtype=float)
+        else:
+            values = np.asarray(self.estimator.feature_importances_, dtype=float)
+        total = float(values.sum()) or 1.0
+        return {name: float(value) / total for name, value in zip(FEATURE_NAMES, values, strict=True)}
+
+
+@dataclass
+class TrainedModel:
+    fitted: FittedModel
+    calibration: Platt
+    f1_threshold: float
+    recall_threshold: float
+    target_recall: float
+    validation: dict[str, float] = field(default_factory=dict)
+
+    def probabilities(self, features: FloatArray) -> FloatArray:
+        raw = self.fitted.raw_scores(features)
+        return np.asarray(
+            1.0 / (1.0 + np.exp(-(self.calibration.slope * raw + self.calibration.intercept))), dtype=float
+        )
+
+
+def fit_estimator(kind: ModelKind, features: FloatArray, failed: NDArray[np.int_], seed: int = 0) -> FittedModel:
+    """One classifier on all given rows, failing builds weighted to balance the classes."""
+    positives = int(failed.sum())
+    negatives = len(failed) - positives
+    if kind == "lightgbm":
+        import lightgbm
+
+        params = dict(LIGHTGBM_PARAMS, random_state=seed, scale_pos_weight=negatives / max(positives, 1))
+        estimator: Any = lightgbm.LGBMClassifier(**params)
+        estimator.fit(_frame(features), failed)
+    else:
+        from sklearn.ensemble import RandomForestClassifier
+
+        estimator = RandomForestClassifier(**RANDOM_FOREST_PARAMS, random_state=seed)
+        estimator.fit(features, failed)
+    return FittedModel(kind, estimator)
+
+
+def _frame(features: FloatArray) -> Any:
+    """LightGBM keeps column names when given a DataFrame; names make the dumped model self-describing."""
+    import pandas as pd
+
+    return pd.DataFrame(features, columns=list(FEATURE_NAMES))
+
+
+def inner_blocks(block_ids: NDArray[np.int_] | None, size: int) -> NDArray[np.int_]:
+    if block_ids is not None:
+        return block_ids
+    return np.minimum((np.arange(size) * INNER_BLOCKS) // max(size, 1), INNER_BLOCKS - 1)
+
+
+def train(
+    kind: ModelKind,
+    features: FloatArray,
+    failed: Sequence[int] | NDArray[np.int_],
+    *,
+    target_recall: float = 0.9,
+    block_ids: NDArray[np.int_] | None = None,
+    seed: int = 0,
+    on_fit: Callable[[], None] | None = None,
+) -> TrainedModel:
+    """Fit model, calibration and thresholds on one training part (rows in time order per project).
+
+    `block_ids` assigns each row to a chronological block 0..INNER_BLOCKS-1 (per project for pooled data);
+    by default the rows are split into equal blocks in their given order.
+    """
+    labels = np.asarray(failed, dtype=int)
+    blocks = inner_blocks(block_ids, len(labels))
+    oof_raw: list[FloatArray] = []
+    oof_labels: list[NDArray[np.int_]] = []
+    for block in range(INNER_BLOCKS - VALIDATION_BLOCKS, INNER_BLOCKS):
+        fit_rows, val_rows = blocks < block, blocks == block
+        if labels[fit_rows].min(initial=1) == labels[fit_rows].max(initial=0) or not val_rows.any():
+            continue
+        model = fit_estimator(kind, features[fit_rows], labels[fit_rows], seed)
+        oof_raw.append(model.raw_scores(features[val_rows]))
+        oof_labels.append(labels[val_rows])
+        if on_fit:
+            on_fit()
+    final = fit_estimator(kind, features, labels, seed)
+    if on_fit:
+        on_fit()
+    if oof_raw:
+        raw, held_out = np.concatenate(oof_raw), np.concatenate(oof_labels)
+    else:  # too little history for held-out blocks: calibrate in-sample (reported as such)
+        raw, held_out = final.raw_scores(features), labels
+    calibration = fit_platt(raw.tolist(), held_out.tolist())
+    probabilities = [calibration.probability(value) for value in raw.tolist()]
+    return TrainedModel(
+        fitted=final,
+        calibration=calibration,
+        f1_threshold=threshold_for_f1(probabilities, held_out.tolist()),
+        recall_threshold=threshold_for_recall(probabilities, held_out.tolist(), target_recall),
+        target_recall=target_recall,
+        validation={
+            "held_out_builds": float(len(held_out)),
+            "held_out_failure_rate": float(held_out.mean()) if len(held_out) else math.nan,
+        },
+    )
