@@ -30,12 +30,12 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from tests.services.search import SearchServer
 
 from cipulse.metrics.facts import WindowFacts, facts_from_jobs
 from cipulse.store.search import SearchStore
 from cipulse.store.search_documents import job_document, run_document
 from cipulse.store.synthetic import Batch, generate
-from tests.services.search import SearchServer
 
 console = Console()
 Row = tuple[str, str, str]
@@ -106,9 +106,7 @@ def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> lis
             with SearchStore(url, index_prefix=f"bench-store-{index}") as store:
                 store_times.append(store_ingest(store, parsed))
             bar.advance(task)
-    for index in range(rounds):
-        for prefix in (f"bench-raw-{index}", f"bench-store-{index}"):
-            httpx.delete(f"{url}/{prefix}-*", params={"expand_wildcards": "all"}, timeout=120.0)
+    drop_indices(url, "bench-raw-*,bench-store-*")
     store_rate = records / statistics.median(store_times)
     raw_rate = records / statistics.median(raw_times)
     return [
@@ -132,9 +130,21 @@ def timed_calls(call: Callable[[], WindowFacts], repeats: int, label: str) -> tu
     return samples, result
 
 
+def drop_indices(url: str, pattern: str) -> None:
+    """Delete by concrete names: Elasticsearch 8 refuses wildcard deletes (destructive_requires_name)."""
+    listed = httpx.get(f"{url}/_cat/indices/{pattern}", params={"format": "json", "h": "index"}, timeout=60.0)
+    for row in listed.json():
+        httpx.delete(f"{url}/{row['index']}", timeout=120.0).raise_for_status()
+
+
 def bench_latency(
-    engine: str, url: str, batches: Callable[[], Iterator[Batch]], jobs: int, window: tuple[datetime, datetime],
-    repeats: int, naive_repeats: int,
+    engine: str,
+    url: str,
+    batches: Callable[[], Iterator[Batch]],
+    jobs: int,
+    window: tuple[datetime, datetime],
+    repeats: int,
+    naive_repeats: int,
 ) -> list[Row]:
     store = SearchStore(url, index_prefix="bench-latency")
     with progress() as bar:
@@ -151,7 +161,9 @@ def bench_latency(
     warm, _ = timed_calls(lambda: store.window_facts(None, start, end), repeats, f"{engine} window_facts")
     repo, _ = timed_calls(lambda: store.window_facts("octo/beta", start, end), repeats, f"{engine} one repo")
     naive, naive_facts = timed_calls(
-        lambda: facts_from_jobs(store.iter_jobs(), None, start, end), naive_repeats, f"{engine} naive full scan"
+        lambda: facts_from_jobs(store.iter_jobs(), None, start, end),
+        naive_repeats,
+        f"{engine} naive full scan",
     )
     if naive_facts != facts:
         raise SystemExit(f"{engine}: window_facts differs from the naive full scan")
@@ -208,7 +220,9 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--engines", default="elasticsearch,opensearch")
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--ingest-jobs", type=int, default=50_000)

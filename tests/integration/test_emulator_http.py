@@ -54,6 +54,8 @@ def test_authentication_and_unknown_repositories(small: Emulator) -> None:
     assert missing.status_code == 404
     graphql = httpx.post(small.graphql_url, json={"query": "{ viewer { login } }"})
     assert graphql.status_code == 401
+    nowhere = httpx.get(f"{small.api_url}/repos/{REPO}/actions/nothing-here", headers=auth(small))
+    assert nowhere.status_code == 404 and nowhere.json()["message"] == "Not Found"
 
 
 def test_etag_answers_304_without_spending_the_budget(small: Emulator) -> None:

@@ -195,7 +195,9 @@ def test_monitor_reaches_ready_and_store_holds_the_emulator_truth(
     assert header[:6] == ["NAME", "REPOSITORY", "HEALTH", "LAST", "SYNC", "AGE"]
     assert repository in table
 
-    metrics = urllib.request.urlopen(operator.metrics_url(), timeout=10).read().decode()
+    url = operator.metrics_url()
+    assert urllib.request.urlopen(url.replace("/metrics", "/readyz"), timeout=10).status == 200
+    metrics = urllib.request.urlopen(url, timeout=10).read().decode()
     assert (
         f'cipulse_stored_jobs{{monitor="{MONITORS}/truth",repository="{repository}"}} {len(truth_jobs)}.0'
         in metrics
@@ -267,7 +269,7 @@ def test_failing_repository_flips_health_with_event_and_signed_webhook(
         health = after["status"]["health"]
         degraded = condition(after, "Degraded")
         assert degraded is not None and degraded["status"] == "True" and degraded["reason"] == health
-        assert any("success rate" in reason for reason in after["status"]["healthReasons"])
+        assert any("success rate" in reason for reason in after["status"]["healthReasons"]), after["status"]
 
         events = json.loads(
             kube.kubectl(
@@ -346,9 +348,11 @@ def test_sigkill_mid_sync_then_restart_keeps_store_exact(kube: Any, cluster: Pat
 def test_peering_keeps_one_instance_active_per_shard(
     kube: Any, cluster: Path, emulator: Any, tmp_path: Path
 ) -> None:
+    """Two instances of one shard: only the higher priority one works; the other takes over when it stops."""
     peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "peer-shard"}}
     _apply(kube, json.dumps(peering))
     _token_secret(kube, "emulator-token", emulator.token)
+    repository = emulator.repositories[0]
     args = ("--selector", "shard=peer", "--peering", "peer-shard")
     high = OperatorProcess(
         kube.kubeconfig, tmp_path / "high.db", tmp_path / "high.log", *args, "--priority", "200"
@@ -356,24 +360,39 @@ def test_peering_keeps_one_instance_active_per_shard(
     low = OperatorProcess(
         kube.kubeconfig, tmp_path / "low.db", tmp_path / "low.log", *args, "--priority", "100"
     )
+
+    def peers() -> int:
+        found = json.loads(kube.kubectl("get", "clusterkopfpeering", "peer-shard", "-o", "json").stdout)
+        return len(found.get("status") or {})
+
     try:
         high.start()
-        high.metrics_url()
+        wait_for(lambda: "Resuming operations" in high.log, 90, "the first instance to become active")
         low.start()
-        wait_for(lambda: "Pausing operations" in low.log, 90, "the low-priority instance to pause")
+        wait_for(lambda: peers() == 2, 90, "both instances in the peering")
         spec = {
-            "repository": emulator.repositories[0],
+            "repository": repository,
             "apiUrl": emulator.api_url,
             "tokenSecretRef": {"name": "emulator-token"},
         }
         _apply(kube, monitor_manifest("peered", MONITORS, spec, labels={"shard": "peer"}))
         wait_for(lambda: _ready(kube, "peered"), 180, "Ready=True")
-        assert len(_job_rows(tmp_path / "high.db", emulator.repositories[0])) > 0
-        low_rows = (
-            _job_rows(tmp_path / "low.db", emulator.repositories[0]) if (tmp_path / "low.db").exists() else []
-        )
-        assert low_rows == []
+        assert len(_job_rows(tmp_path / "high.db", repository)) == len(emulator.truth.jobs(repository))
+        assert "Resuming operations" not in low.log
         assert "monitoring monitors/peered" not in low.log
+        assert not (tmp_path / "low.db").exists() or _job_rows(tmp_path / "low.db", repository) == []
+
+        high.stop()  # a clean stop withdraws from the peering: the standby takes over at once
+        wait_for(lambda: "Resuming operations" in low.log, 90, "the standby to take over")
+        wait_for(lambda: "monitoring monitors/peered" in low.log, 90, "the standby to serve the monitor")
+        truth = len(emulator.truth.jobs(repository))
+        wait_for(
+            lambda: (
+                (tmp_path / "low.db").exists() and len(_job_rows(tmp_path / "low.db", repository)) == truth
+            ),
+            120,
+            "the standby to collect",
+        )
         kube.kubectl("delete", "cicdmonitor", "peered", "-n", MONITORS, "--timeout=60s")
     finally:
         high.stop()

@@ -156,6 +156,8 @@ def test_record_changing_month_is_moved_not_duplicated(store: SearchStore, read_
         if read_between:
             assert store.count_jobs() == 1
     assert store.count_jobs() == 1
+    store.upsert([], [versions[1], versions[0], versions[2]])  # several versions in one batch: the last wins
+    assert store.count_jobs() == 1
     assert list(store.iter_jobs()) == [versions[-1]]
     february = store.window_facts(None, datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
     assert february.overall.success == 1 and february.overall.duration_p50 == 300
@@ -200,3 +202,15 @@ def test_mappings_are_strict_and_typed(engine: tuple[str, str], store: SearchSto
 def test_unreachable_engine_raises_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable, match="unreachable"):
         SearchStore(f"http://127.0.0.1:{free_port()}")
+
+
+def test_reopening_an_existing_store_keeps_data(engine: tuple[str, str], store: SearchStore) -> None:
+    """A second process (or a restart) opening the same indices re-applies templates and mappings."""
+    runs, jobs = history(jobs=300, batch_jobs=300)[0]
+    store.upsert(runs, jobs)
+    assert store.count_jobs() == 300
+    with SearchStore(engine[1], index_prefix=store.layout.prefix) as reopened:
+        assert reopened.count_jobs() == 300
+        assert by_key(reopened.iter_runs()) == by_key(iter(runs))
+        reopened.upsert(runs, jobs)
+        assert reopened.count_jobs() == 300

@@ -50,10 +50,8 @@ def test_fresh_start_watches_the_emulator_and_says_so(tmp_path: Path) -> None:
             row = next(
                 line
                 for line in out.splitlines()
-                if (f"emulator/{name} " in line
-                and "Healthy" in line)
-                or (f"emulator/{name} " in line
-                and ("Degraded" in line or "Failing" in line))
+                if (f"emulator/{name} " in line and "Healthy" in line)
+                or (f"emulator/{name} " in line and ("Degraded" in line or "Failing" in line))
             )
             assert str(len(truth)) in row.split()
 

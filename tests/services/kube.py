@@ -226,9 +226,12 @@ def make_pki(pki: Path) -> None:
 
 
 def _die_with_parent() -> None:
-    """Child-side: have Linux send SIGTERM to the server if the test process dies without cleaning up."""
+    """Child-side: have Linux kill the server if the test process dies without cleaning up (no strays).
+
+    SIGKILL, not SIGTERM: kube-apiserver's graceful shutdown never finishes once etcd is gone too.
+    """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 @dataclass

@@ -13,6 +13,7 @@ versions). `scripts/provision/20-search.sh` fetches the distributions pinned in 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -36,6 +37,7 @@ JAVA_HOME = Path(os.environ.get("CIPULSE_SEARCH_JAVA_HOME", "/usr/lib/jvm/java-1
 HEAP = "512m"
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 60.0
+PR_SET_PDEATHSIG = 1
 BIND_FAILURE_MARKERS = (
     "BindException",
     "Address already in use",
@@ -197,6 +199,7 @@ class SearchServer:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() reaches the launcher and the server JVM
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=5.0) as client:
@@ -265,6 +268,16 @@ class SearchServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if this Python process dies without stopping the engine (killed,
+    crashed), the kernel sends the engine SIGTERM, so no JVM outlives its test session. Linux only; the
+    thread that starts the server must live as long as the server (it does: tests start them on the main
+    thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _unprivileged_prefix() -> list[str]:

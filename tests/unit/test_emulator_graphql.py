@@ -252,3 +252,17 @@ def test_points_round_half_up_and_never_drop_below_one() -> None:
     from cipulse.emulator.cost import QueryCost
 
     assert [QueryCost(requests=r).points for r in (0, 1, 149, 150, 249, 250, 8084)] == [1, 1, 1, 2, 2, 3, 81]
+
+
+def test_leaf_shortcut_answers_exactly_like_graphql_core(gql: InProcess, world: World) -> None:
+    from graphql import execute_sync, parse
+
+    query = RUNS_QUERY.replace("id databaseId runNumber", "id __typename databaseId runNumber")
+    variables = {"ids": [*workflow_ids(world), "bm90LWEtbm9kZQ=="]}
+    prepared = prepare(gql.schema, {"query": query, "variables": variables})
+    context = GraphQLContext(world, gql.nodes, prepared.cost, Bucket(5000, 7, 0))
+    fast = run_prepared(gql.schema, prepared, context)
+    plain = execute_sync(gql.schema, parse(query), context_value=context, variable_values=variables)
+    assert fast["data"] == plain.data
+    assert [e["path"] for e in fast["errors"]] == [e.path for e in plain.errors or []]
+    assert fast["data"]["nodes"][0]["runs"]["nodes"][0]["__typename"] == "WorkflowRun"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cipulse.metrics.cost import RunnerRates, cost_usd, labels_key, minutes_by_class, runner_class
-from cipulse.metrics.durations import billable_minutes, job_clock_skew, job_duration, run_duration
+from cipulse.metrics.durations import (
+    billable_minutes,
+    job_clock_skew,
+    job_duration,
+    run_duration,
+    step_duration,
+)
 from cipulse.metrics.outcome import classify
 from cipulse.metrics.percentiles import nearest_rank, nearest_rank_from_counts, percentiles_of, rank
 from cipulse.metrics.queue import queue_time
@@ -118,3 +124,12 @@ def test_runner_classes_and_cost() -> None:
     # unknown classes are priced as Linux, never free
     assert old.rate("linux_arm") == 0.008
     assert at(0).tzinfo is not None
+
+
+def test_step_duration() -> None:
+    from cipulse.records import Step
+
+    done = Step(1, 1, "Run tests", "completed", "success", at(10), at(95.5))
+    assert step_duration(done) == 85
+    assert step_duration(Step(1, 2, "Deploy", "in_progress", None, at(10), None)) is None
+    assert step_duration(Step(1, 3, "Skewed", "completed", "success", at(10), at(5))) is None

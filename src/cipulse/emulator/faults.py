@@ -11,9 +11,14 @@ import random
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 KINDS = ("502", "secondary_rate_limit", "timeout", "malformed_json", "partial_graphql_errors")
 GRAPHQL_ONLY = frozenset({"partial_graphql_errors"})
+GRAPHQL_TIMEOUT_MESSAGE = (
+    "Something went wrong while executing your query. This may be the result of a timeout, or it could be a "
+    "GitHub bug. Please include the request ID when reporting this issue."
+)
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,40 @@ class Faults:
                     self.injected[kind] += 1
                     return kind
         return None
+
+
+def break_some_items(body: dict[str, Any]) -> None:
+    """Partial failure like GitHub's: a few list items become null, each with an error naming its path."""
+    found: list[tuple[list[Any], list[Any]]] = []
+
+    def walk(value: Any, path: list[Any]) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(child, [*path, key])
+        elif isinstance(value, list):
+            if any(isinstance(item, dict) for item in value):
+                found.append((path, value))
+            for index, item in enumerate(value):
+                walk(item, [*path, index])
+
+    walk(body.get("data"), [])
+    if not found:
+        return
+    errors = body.setdefault("errors", [])
+
+    def break_item(path: list[Any], items: list[Any], index: int) -> None:
+        items[index] = None
+        errors.append(
+            {"type": "INTERNAL", "path": [*path, index], "locations": [], "message": GRAPHQL_TIMEOUT_MESSAGE}
+        )
+
+    deep_path, deep_items = max(found, key=lambda entry: len(entry[0]))
+    break_item(deep_path, deep_items, len(deep_items) // 2)
+    top_path, top_items = found[0]
+    if top_items is deep_items:
+        return
+    on_deep_path = deep_path[len(top_path)] if deep_path[: len(top_path)] == top_path else None
+    for index in range(len(top_items) - 1, -1, -1):
+        if index != on_deep_path and top_items[index] is not None:
+            break_item(top_path, top_items, index)
+            return

@@ -26,6 +26,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 
 from cipulse.emulator.cost import QueryCost, QueryCostError, measure
+from cipulse.emulator.fast_execution import FastLeafExecutionContext
 from cipulse.emulator.graph_nodes import NodeFactory, RepositoryNode
 from cipulse.emulator.ids import parse_node_id
 from cipulse.emulator.ratelimit import Bucket
@@ -124,6 +125,20 @@ class GraphQLRequestError(Exception):
         return {"errors": [error]}
 
 
+@lru_cache(maxsize=256)
+def _parsed_and_validated(schema: GraphQLSchema, text: str) -> DocumentNode:
+    """Parsing and validating against GitHub's large schema takes tens of milliseconds; clients send
+    the same few query texts over and over, so each text is checked once."""
+    try:
+        document = parse(text)
+    except GraphQLError as error:
+        raise GraphQLRequestError(f"Parse error: {error.message}", "PARSE_ERROR") from None
+    errors = validate(schema, document)
+    if errors:
+        raise GraphQLRequestError(errors[0].message, "VALIDATION_ERROR")
+    return document
+
+
 @dataclass
 class PreparedQuery:
     document: DocumentNode
@@ -136,13 +151,7 @@ def prepare(schema: GraphQLSchema, payload: Any) -> PreparedQuery:
     """Parses, validates and prices a request body. Raises GraphQLRequestError like GitHub would."""
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         raise GraphQLRequestError("A query attribute must be specified and must be a string.", status=400)
-    try:
-        document = parse(payload["query"])
-    except GraphQLError as error:
-        raise GraphQLRequestError(f"Parse error: {error.message}", "PARSE_ERROR") from None
-    errors = validate(schema, document)
-    if errors:
-        raise GraphQLRequestError(errors[0].message, "VALIDATION_ERROR")
+    document = _parsed_and_validated(schema, payload["query"])
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     wanted = payload.get("operationName")
     if wanted:
@@ -171,6 +180,7 @@ def run_prepared(schema: GraphQLSchema, prepared: PreparedQuery, context: GraphQ
         context_value=context,
         variable_values=prepared.variables,
         operation_name=prepared.operation.name.value if prepared.operation.name else None,
+        execution_context_class=FastLeafExecutionContext,
     )
     body: dict[str, Any] = {"data": result.data}
     if result.errors:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cipulse.emulator import rest_api
+from cipulse.emulator.faults import GRAPHQL_TIMEOUT_MESSAGE, break_some_items
 from cipulse.emulator.graphql_api import GraphQLContext, GraphQLRequestError, prepare, run_prepared
 
 if TYPE_CHECKING:
@@ -29,48 +29,6 @@ SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach "
     "out to GitHub Support for help, please include the request ID."
 )
-GRAPHQL_TIMEOUT_MESSAGE = (
-    "Something went wrong while executing your query. This may be the result of a timeout, or it could be a "
-    "GitHub bug. Please include the request ID when reporting this issue."
-)
-
-
-@dataclass
-class Usage:
-    """What clients have spent, to compare collectors by GitHub rate-limit units."""
-
-    graphql_points: int = 0
-    graphql_requests: int = 0
-    rest_requests: int = 0
-    rest_not_modified: int = 0
-    rate_limited: int = 0
-    faults: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def units(self) -> int:
-        """GraphQL points plus counted REST requests: what a GitHub token's budgets lose."""
-        return self.graphql_points + self.rest_requests
-
-    def snapshot(self) -> Usage:
-        """A frozen copy, to measure what one phase of a benchmark spent (later minus earlier)."""
-        return Usage(
-            self.graphql_points,
-            self.graphql_requests,
-            self.rest_requests,
-            self.rest_not_modified,
-            self.rate_limited,
-            dict(self.faults),
-        )
-
-    def __sub__(self, earlier: Usage) -> Usage:
-        return Usage(
-            self.graphql_points - earlier.graphql_points,
-            self.graphql_requests - earlier.graphql_requests,
-            self.rest_requests - earlier.rest_requests,
-            self.rest_not_modified - earlier.rest_not_modified,
-            self.rate_limited - earlier.rate_limited,
-            {kind: count - earlier.faults.get(kind, 0) for kind, count in self.faults.items()},
-        )
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -286,7 +244,7 @@ def build_app(emulator: Emulator) -> Starlette:
                 # GitHub stops queries that run longer than 10 seconds (the points are spent anyway)
                 return 502, {"data": None, "errors": [{"message": GRAPHQL_TIMEOUT_MESSAGE}]}, headers
         if partial:
-            _break_some_items(body)
+            break_some_items(body)
         return 200, body, headers
 
     routes: list[Route] = []
@@ -294,7 +252,11 @@ def build_app(emulator: Emulator) -> Starlette:
         routes.extend(Route(prefix + path, endpoint, methods=["GET"]) for path, endpoint in rest_routes)
     routes.append(Route("/api/graphql", graphql, methods=["POST"]))
     routes.append(Route("/graphql", graphql, methods=["POST"]))
-    return Starlette(routes=routes)
+
+    async def not_found(request: Request, error: Exception) -> Response:
+        return _json(404, rest_api.NOT_FOUND)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found})
 
 
 def _etags(header: str) -> set[str]:
@@ -321,40 +283,3 @@ def _link_header(request: Request, answer: rest_api.Answer) -> str | None:
     if answer.page > 1:
         links.append(f'<{url(1)}>; rel="first"')
     return ", ".join(links) or None
-
-
-def _break_some_items(body: dict[str, Any]) -> None:
-    """Partial failure like GitHub's: a few list items become null, each with an error naming its path."""
-    found: list[tuple[list[Any], list[Any]]] = []
-
-    def walk(value: Any, path: list[Any]) -> None:
-        if isinstance(value, dict):
-            for key, child in value.items():
-                walk(child, [*path, key])
-        elif isinstance(value, list):
-            if any(isinstance(item, dict) for item in value):
-                found.append((path, value))
-            for index, item in enumerate(value):
-                walk(item, [*path, index])
-
-    walk(body.get("data"), [])
-    if not found:
-        return
-    errors = body.setdefault("errors", [])
-
-    def break_item(path: list[Any], items: list[Any], index: int) -> None:
-        items[index] = None
-        errors.append(
-            {"type": "INTERNAL", "path": [*path, index], "locations": [], "message": GRAPHQL_TIMEOUT_MESSAGE}
-        )
-
-    deep_path, deep_items = max(found, key=lambda entry: len(entry[0]))
-    break_item(deep_path, deep_items, len(deep_items) // 2)
-    top_path, top_items = found[0]
-    if top_items is deep_items:
-        return
-    on_deep_path = deep_path[len(top_path)] if deep_path[: len(top_path)] == top_path else None
-    for index in range(len(top_items) - 1, -1, -1):
-        if index != on_deep_path and top_items[index] is not None:
-            break_item(top_path, top_items, index)
-            return

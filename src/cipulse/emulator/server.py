@@ -22,12 +22,13 @@ from cipulse.emulator.assets import GitHubAssets, ensure_github_assets
 from cipulse.emulator.faults import Faults
 from cipulse.emulator.graph_nodes import NodeFactory
 from cipulse.emulator.graphql_api import load_schema
-from cipulse.emulator.http_app import Usage, build_app
+from cipulse.emulator.http_app import build_app
 from cipulse.emulator.model import RunPlan
 from cipulse.emulator.ratelimit import RateLimits
 from cipulse.emulator.shapes import Shapes
 from cipulse.emulator.state import DEFAULT_REPOSITORIES, World
 from cipulse.emulator.truth import Truth
+from cipulse.emulator.usage import Usage
 from cipulse.emulator.webhooks import Delivery, WebhookSender
 
 

@@ -21,9 +21,12 @@ from cipulse.github.listing_batch import ListingBatcher
 from cipulse.github.page_sizes import PageSizes
 from cipulse.github.parse_rest import WorkflowRef
 from cipulse.github.queries import load_query
+from cipulse.github.query_cost import estimate_query
 from cipulse.records import parse_time
 
 log = logging.getLogger(__name__)
+
+DEFERRED_BATCH = 12
 
 
 @dataclass(slots=True)
@@ -141,19 +144,20 @@ async def _complete_steps(client: GitHubClient, check_run: dict[str, Any], sizes
     check_run["steps"] = {"nodes": nodes}
 
 
-async def _complete_check_runs(
-    client: GitHubClient, run: dict[str, Any], sizes: PageSizes
-) -> list[dict[str, Any]]:
-    suite = run.get("checkSuite") or {}
-    connection = suite.get("checkRuns") or {}
-    check_runs = [c for c in connection.get("nodes") or [] if c]
-    page = connection.get("pageInfo") or {}
+async def _continue_check_runs(
+    client: GitHubClient,
+    suite_id: str,
+    check_runs: list[dict[str, Any]],
+    page: dict[str, Any],
+    sizes: PageSizes,
+) -> None:
+    """Follow one check suite's cursor to the end (runs with more than a full page of jobs)."""
     while page.get("hasNextPage"):
         node = await _query_node(
             client,
             "check_runs_page",
             {
-                "checkSuiteId": suite["id"],
+                "checkSuiteId": suite_id,
                 "after": page.get("endCursor"),
                 "jobsPerPage": sizes.max_page,
                 "stepsPerPage": sizes.steps,
@@ -162,9 +166,73 @@ async def _complete_check_runs(
         more = node.get("checkRuns") or {}
         check_runs.extend(c for c in more.get("nodes") or [] if c)
         page = more.get("pageInfo") or {}
-    for check_run in check_runs:
-        await _complete_steps(client, check_run, sizes)
-    return check_runs
+
+
+def _one_point_chunks(
+    suites: list[tuple[int, dict[str, Any]]], steps: int
+) -> list[list[tuple[int, dict[str, Any]]]]:
+    """Group suites (sorted by job total) so each SuiteCheckRuns query costs one point."""
+    document = load_query("suite_check_runs").document
+    chunks: list[list[tuple[int, dict[str, Any]]]] = []
+    for total, run in sorted(suites, key=lambda pair: pair[0]):
+        if chunks:
+            candidate = [*chunks[-1], (total, run)]
+            variables = {"ids": ["x"] * len(candidate), "jobsPerPage": total, "stepsPerPage": steps}
+            if estimate_query(document, variables).cost <= 1:
+                chunks[-1] = candidate
+                continue
+        chunks.append([(total, run)])
+    return chunks
+
+
+async def _take_first_pages(client: GitHubClient, runs: list[ListedRun], sizes: PageSizes) -> list[ListedRun]:
+    """Keep each run's first page of check runs; follow cursors of runs with over a full page of jobs.
+
+    Returns the runs whose jobs exceed the listing's page but fit one full page: they are re-fetched
+    later in batches (`_refetch_suites`), which costs far less than one query each.
+    """
+    pending: list[ListedRun] = []
+    for listed in runs:
+        suite = listed.node.get("checkSuite") or {}
+        connection = suite.get("checkRuns") or {}
+        listed.check_runs = [c for c in connection.get("nodes") or [] if c]
+        page = connection.get("pageInfo") or {}
+        if not page.get("hasNextPage"):
+            continue
+        total = int(connection.get("totalCount") or 0)
+        if 0 < total <= sizes.max_page:
+            pending.append(listed)
+        else:
+            await _continue_check_runs(client, suite["id"], listed.check_runs, page, sizes)
+    return pending
+
+
+async def _refetch_suites(client: GitHubClient, runs: list[ListedRun], sizes: PageSizes) -> None:
+    """All check runs of these suites, several suites per query, each query sized to one point."""
+    by_suite = {str(listed.node["checkSuite"]["id"]): listed for listed in runs}
+    totals = [
+        (int(listed.node["checkSuite"]["checkRuns"].get("totalCount") or 0), listed.node) for listed in runs
+    ]
+    for chunk in _one_point_chunks(totals, sizes.steps):
+        first = max(total for total, _ in chunk)
+        ids = [str(run["checkSuite"]["id"]) for _, run in chunk]
+        items = await query_items(
+            client, "suite_check_runs", ids, {"jobsPerPage": first, "stepsPerPage": sizes.steps}
+        )
+        for suite_id, item in zip(ids, items, strict=True):
+            connection = (item or {}).get("checkRuns") or {}
+            listed = by_suite[suite_id]
+            listed.check_runs = [c for c in connection.get("nodes") or [] if c]
+            page = connection.get("pageInfo") or {}
+            await _continue_check_runs(client, suite_id, listed.check_runs, page, sizes)
+
+
+async def _finish(client: GitHubClient, runs: list[ListedRun], sizes: dict[int, PageSizes]) -> None:
+    """Complete the steps of every check run and let each workflow's page size learn from the runs."""
+    for listed in runs:
+        for check_run in listed.check_runs or []:
+            await _complete_steps(client, check_run, sizes[listed.workflow.database_id])
+        sizes[listed.workflow.database_id].observe_jobs(len(listed.check_runs or []))
 
 
 def _job_count(run: dict[str, Any]) -> int | None:
@@ -189,6 +257,8 @@ async def list_runs(
     `batcher` sends that first page together with other syncs' first pages.
     """
     cursors = [_Cursor(workflow) for workflow in workflows]
+    per_workflow: dict[int, PageSizes] = {}  # each workflow's jobs page follows its own runs
+    deferred: list[ListedRun] = []  # runs waiting for a batched re-fetch of their jobs
     while True:
         active = [c for c in cursors if not c.done]
         if not active:
@@ -197,7 +267,10 @@ async def list_runs(
         batch = active if all(c.after is None for c in active) else [active[0]]
         query_name = "workflow_runs_with_jobs" if with_jobs else "workflow_runs"
         variables: dict[str, Any] = {"after": batch[0].after}
-        variables.update(sizes.variables(with_jobs, len(batch)))
+        page_sizes = (
+            sizes if len(batch) > 1 else per_workflow.setdefault(batch[0].workflow.database_id, sizes.copy())
+        )
+        variables.update(page_sizes.variables(with_jobs, len(batch)))
         ids = [c.workflow.node_id for c in batch]
         if batcher is not None and not with_jobs and batch[0].after is None:
             items = await batcher.items(client, query_name, ids, variables)
@@ -217,15 +290,24 @@ async def list_runs(
                 if since is not None and created is not None and created < since:
                     cursor.done = True
                     break
-                listed = ListedRun(cursor.workflow, node, _job_count(node))
-                if with_jobs:
-                    listed.check_runs = await _complete_check_runs(client, node, sizes)
-                    sizes.observe_jobs(len(listed.check_runs))
-                page_runs.append(listed)
+                page_runs.append(ListedRun(cursor.workflow, node, _job_count(node)))
             page = connection.get("pageInfo") or {}
             if not page.get("hasNextPage"):
                 cursor.done = True
             cursor.after = page.get("endCursor")
-        yield RunPage(page_runs, exhausted=all(c.done for c in cursors))
+        exhausted = all(c.done for c in cursors) or first_page_only
+        if with_jobs:
+            for listed in page_runs:
+                per_workflow.setdefault(listed.workflow.database_id, sizes.copy())
+            waiting = await _take_first_pages(client, page_runs, sizes)
+            ready = [listed for listed in page_runs if listed not in waiting]
+            deferred.extend(waiting)
+            if exhausted or len(deferred) >= DEFERRED_BATCH:
+                await _refetch_suites(client, deferred, sizes)
+                ready.extend(deferred)
+                deferred = []
+            await _finish(client, ready, per_workflow)
+            page_runs = ready
+        yield RunPage(page_runs, exhausted=exhausted)
         if first_page_only:
             return

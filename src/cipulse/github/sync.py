@@ -15,9 +15,10 @@ are recognised (stored_runs.py) and upserts by identity never duplicate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -307,20 +308,23 @@ async def _sync_reconcile(session: _Session, workflows: list[WorkflowRef], *, fi
                     verified.add(session.target.repository, listed.run_id, listed.updated_at)
                 else:
                     missing.append(listed.run_id)
+        repository = session.target.repository
         payloads = await _gather_limited(
-            [rest_api.get_run(session.client, session.target.repository, run_id) for run_id in missing]
+            [functools.partial(rest_api.get_run, session.client, repository, run_id) for run_id in missing]
         )
         await _fetch_rest_runs(session, payloads)
 
 
-async def _gather_limited(coroutines: Iterable[Any]) -> list[Any]:
+async def _gather_limited(calls: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Run the calls a few at a time; a call starts only when a slot frees up, so cancelling the whole
+    gather never leaves created-but-unawaited coroutines behind."""
     semaphore = asyncio.Semaphore(REST_CONCURRENCY)
 
-    async def limited(coroutine: Any) -> Any:
+    async def limited(call: Callable[[], Awaitable[Any]]) -> Any:
         async with semaphore:
-            return await coroutine
+            return await call()
 
-    return list(await asyncio.gather(*(limited(c) for c in coroutines)))
+    return list(await asyncio.gather(*(limited(call) for call in calls)))
 
 
 async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) -> None:
@@ -356,7 +360,7 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
         session.write(runs, jobs)
         verified_runs_for(session.client.budget).add(repository, run_id, latest.updated_at)
 
-    await _gather_limited([one(payload) for payload in payloads])
+    await _gather_limited([functools.partial(one, payload) for payload in payloads])
 
 
 __all__ = ["MODES", "GitHubError", "SyncResult", "SyncTarget", "sync_once"]

@@ -1,7 +1,8 @@
 """The per-job values every store indexes next to the record, so aggregates are sums, counts and value counts.
 
-Computing them once, here, at write time is what makes SqliteStore and SearchStore agree exactly: a store
-never re-derives durations or outcomes with its own date arithmetic. Field meanings:
+Defining them once, here, is what makes the stores agree exactly: the search store indexes these values,
+SQLite computes the same expressions as generated columns (`cipulse.store.migrations`), and the store
+tests hold every store's window facts equal to `facts.facts_from_jobs`, which uses this module. Fields:
 
 - ``window_at``: the instant that places the job in a time window: ``created_at`` (queued), else
   ``started_at``, else ``completed_at``; None (job in no window) when all three are missing.

@@ -21,6 +21,10 @@ from cipulse.operator.sinks import HealthTransition
 from cipulse.operator.spec import MonitorSpec
 from cipulse.store.base import Store, StoreUnavailable
 
+# Timestamps from a source whose clock runs ahead of ours (a GHES host with clock skew, the emulator's
+# simulated clock) still count as recent instead of silently falling outside every window.
+FUTURE_TOLERANCE = timedelta(hours=1)
+
 
 @dataclass
 class MonitorEngine:
@@ -76,7 +80,7 @@ class MonitorEngine:
     ) -> PollReport:
         repository = self.spec.repository
         try:
-            end = self._now() + timedelta(seconds=1)
+            end = self._now() + FUTURE_TOLERANCE
             window = timedelta(hours=self.spec.health.window_hours)
             facts = self.store.window_facts(repository, end - window, end)
             previous = self.store.window_facts(repository, end - 2 * window, end - window)

@@ -7,6 +7,7 @@ the store's watermark makes it carry on where it left off.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,12 +34,17 @@ PROBLEM_RETRY_SECONDS = 30.0
 
 @dataclass
 class Runtime:
-    """Process-wide resources shared by every monitor's daemon."""
+    """Process-wide resources shared by every monitor's daemon.
+
+    `poll_slots` bounds concurrent polls: a hundred monitors backfilling at once would hold every
+    repository's history in memory together; in turns, peak memory stays near one batch's worth.
+    """
 
     store: Store
     kube: KubeApi
     telemetry: Telemetry
     http: httpx.AsyncClient
+    poll_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     started: bool = False
     monitors: set[str] = field(default_factory=set)
 
@@ -107,11 +113,13 @@ class MonitorDaemon:
                 await self._problem("TokenSecretNotFound", f"{error}; {hint}")
                 return PROBLEM_RETRY_SECONDS
         self.last_problem = None
-        now = datetime.now(UTC)
-        backfill = self.runtime.store.get_watermark(self.key) is None
-        await self._patch(status_docs.syncing_status(self._status, self._generation, now, backfill))
-        started = time.monotonic()
-        report = await engine.poll(token)
+        async with self.runtime.poll_slots:
+            if self.runtime.store.get_watermark(self.key) is None:
+                # Only a backfill is long enough to be worth a status write (and the watch event it causes).
+                now = datetime.now(UTC)
+                await self._patch(status_docs.syncing_status(self._status, self._generation, now, True))
+            started = time.monotonic()
+            report = await engine.poll(token)
         self.runtime.telemetry.observe(report, time.monotonic() - started)
         next_poll = report.retry_at or (report.at + timedelta(seconds=spec.poll_seconds))
         await self._patch(status_docs.report_status(self._status, self._generation, report, next_poll))

@@ -36,6 +36,7 @@ class OperatorOptions:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 8080
     liveness: str | None = None
+    max_concurrent_polls: int = 8
 
 
 def open_configured_store(url: str) -> Store:
@@ -60,7 +61,13 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
     store = open_configured_store(options.store_url)
     telemetry = Telemetry()
     async with httpx.AsyncClient(timeout=30) as http:
-        runtime = Runtime(store=store, kube=KubeApi(load_config()), telemetry=telemetry, http=http)
+        runtime = Runtime(
+            store=store,
+            kube=KubeApi(load_config()),
+            telemetry=telemetry,
+            http=http,
+            poll_slots=asyncio.Semaphore(options.max_concurrent_polls),
+        )
         registry = kopf.OperatorRegistry()
         register(registry, runtime, labels=parse_selector(options.selector))
         ready = asyncio.Event()

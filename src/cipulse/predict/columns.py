@@ -114,7 +114,9 @@ def read_history_csv(path: Path) -> list[tuple[BuildEvent, bool]]:
         missing = [column for column in REQUIRED if column not in (reader.fieldnames or ())]
         if missing:
             raise CsvFormatError(f"{path}: missing columns {', '.join(missing)}")
-        rows = [event_from_row(row, f"{path.name} line {number}") for number, row in enumerate(reader, start=2)]
+        rows = [
+            event_from_row(row, f"{path.name} line {number}") for number, row in enumerate(reader, start=2)
+        ]
     if not rows:
         raise CsvFormatError(f"{path}: no builds")
     return rows

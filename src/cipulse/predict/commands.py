@@ -8,7 +8,9 @@ from pathlib import Path
 from cipulse.predict.dataset import Project, load_csv_projects, load_store_projects
 
 
-def load_projects(csv: Path | None, store: str | None, repository: str | None, git_dir: Path | None) -> list[Project]:
+def load_projects(
+    csv: Path | None, store: str | None, repository: str | None, git_dir: Path | None
+) -> list[Project]:
     if (csv is None) == (store is None):
         raise ValueError("give exactly one data source: --csv PATH (file or directory) or --store URL")
     if csv is not None:
@@ -29,16 +31,20 @@ def run_evaluate(
     command: str,
 ) -> str:
     """Run the protocol; write the Markdown (and PNGs); return the Markdown."""
-    from cipulse.predict.evaluation import _fit_count, evaluate
+    from cipulse.predict.evaluation import evaluate, fit_count
     from cipulse.predict.progress import fit_progress
     from cipulse.predict.report import render
 
     projects = load_projects(data, store, repository, git_dir)
     with_global = len(projects) > 1
-    total = _fit_count(projects, with_global, with_forest)
+    total = fit_count(projects, with_global, with_forest)
     with fit_progress(f"evaluating {len(projects)} project(s)", total) as advance:
         evaluation = evaluate(
-            projects, target_recall=target_recall, with_global=with_global, with_forest=with_forest, on_fit=advance
+            projects,
+            target_recall=target_recall,
+            with_global=with_global,
+            with_forest=with_forest,
+            on_fit=advance,
         )
     markdown = render(evaluation, command)
     if out is not None:

@@ -63,7 +63,9 @@ def outcome(row: TrainingRow) -> bool | None:
     return None
 
 
-def event_from_training_row(row: TrainingRow, enrich: Callable[[str], BuildEvent | None] | None = None) -> BuildEvent:
+def event_from_training_row(
+    row: TrainingRow, enrich: Callable[[str], BuildEvent | None] | None = None
+) -> BuildEvent:
     """A stored run as a build event; `enrich(sha)` may add change statistics from a git clone."""
     base = enrich(row.head_sha) if enrich is not None else None
     return BuildEvent(

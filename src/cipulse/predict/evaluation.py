@@ -31,7 +31,7 @@ FOREST = "RandomForest baseline"
 PREVIOUS = "previous outcome"
 RANDOM = "random skipping"
 
-_PREV_INDEX = FEATURE_NAMES.index("prev_failed")
+_PREV_INDEX = FEATURE_NAMES.index("prev_failed_repo")
 
 
 @dataclass
@@ -44,10 +44,17 @@ class Predictions:
     gate_flagged: list[bool] = field(default_factory=list)
     fold_of: list[int] = field(default_factory=list)
 
-    def add(self, fold: int, failed: Sequence[int], scores: Sequence[float], f1_cut: float, gate_cut: float) -> None:
+    def add(
+        self,
+        fold: int,
+        failed: Sequence[int],
+        scores: Sequence[float],
+        decided: Sequence[bool],
+        gate_cut: float,
+    ) -> None:
         self.failed.extend(int(v) for v in failed)
         self.scores.extend(float(v) for v in scores)
-        self.decided_fail.extend(float(v) >= f1_cut for v in scores)
+        self.decided_fail.extend(bool(v) for v in decided)
         self.gate_flagged.extend(float(v) >= gate_cut for v in scores)
         self.fold_of.extend([fold] * len(failed))
 
@@ -108,7 +115,7 @@ class Evaluation:
     models: list[str]
 
 
-def _fit_count(projects: Sequence[Project], with_global: bool, with_forest: bool) -> int:
+def fit_count(projects: Sequence[Project], with_global: bool, with_forest: bool) -> int:
     per_part = VALIDATION_BLOCKS + 1
     folds = FOLDS - FIRST_TEST_FOLD + 1
     per_project = per_part * (1 + int(with_forest))
@@ -140,25 +147,43 @@ def evaluate(
             parts.append((train_rows, test_rows))
             for name, kind in kinds:
                 model = train(
-                    kind, matrices[index][train_rows], labels[index][train_rows], target_recall=target_recall,
+                    kind,
+                    matrices[index][train_rows],
+                    labels[index][train_rows],
+                    target_recall=target_recall,
                     on_fit=on_fit,
                 )
-                _record(predictions[index], name, test_fold, model, matrices[index][test_rows], labels[index][test_rows])
+                _record(
+                    predictions[index],
+                    name,
+                    test_fold,
+                    model,
+                    matrices[index][test_rows],
+                    labels[index][test_rows],
+                )
                 if name == CIPULSE:
                     for feature, value in model.fitted.importances().items():
                         importances[index][feature] += value / (FOLDS - FIRST_TEST_FOLD + 1)
             prev = np.nan_to_num(matrices[index][test_rows][:, _PREV_INDEX], nan=0.0)
             predictions[index].setdefault(PREVIOUS, Predictions()).add(
-                test_fold, labels[index][test_rows], prev.tolist(), 0.5, 0.5
+                test_fold, labels[index][test_rows].tolist(), prev.tolist(), (prev >= 0.5).tolist(), 0.5
             )
         if with_global:
             model = _train_global(matrices, labels, parts, target_recall, on_fit)
             for index, (_, test_rows) in enumerate(parts):
-                _record(predictions[index], CIPULSE_GLOBAL, test_fold, model, matrices[index][test_rows],
-                        labels[index][test_rows])
+                _record(
+                    predictions[index],
+                    CIPULSE_GLOBAL,
+                    test_fold,
+                    model,
+                    matrices[index][test_rows],
+                    labels[index][test_rows],
+                )
     results = []
     for index, project in enumerate(projects):
-        measures = {name: measure(pred, probabilistic=name != PREVIOUS) for name, pred in predictions[index].items()}
+        measures = {
+            name: measure(pred, probabilistic=name != PREVIOUS) for name, pred in predictions[index].items()
+        }
         measures[RANDOM] = _random_measures(predictions[index][PREVIOUS])
         results.append(
             ProjectResult(
@@ -183,8 +208,9 @@ def _record(
     failed: NDArray[np.int_],
 ) -> None:
     probabilities = model.probabilities(features)
+    decided = model.decide_fail(features, probabilities)
     store.setdefault(name, Predictions()).add(
-        fold, failed.tolist(), probabilities.tolist(), model.f1_threshold, model.recall_threshold
+        fold, failed.tolist(), probabilities.tolist(), decided.tolist(), model.recall_threshold
     )
 
 
@@ -199,7 +225,10 @@ def _train_global(
     features = np.concatenate([matrices[i][rows] for i, (rows, _) in enumerate(parts)])
     failed = np.concatenate([labels[i][rows] for i, (rows, _) in enumerate(parts)])
     blocks = np.concatenate(
-        [np.minimum((np.arange(len(rows)) * INNER_BLOCKS) // max(len(rows), 1), INNER_BLOCKS - 1) for rows, _ in parts]
+        [
+            np.minimum((np.arange(len(rows)) * INNER_BLOCKS) // max(len(rows), 1), INNER_BLOCKS - 1)
+            for rows, _ in parts
+        ]
     )
     return train("lightgbm", features, failed, target_recall=target_recall, block_ids=blocks, on_fit=on_fit)
 

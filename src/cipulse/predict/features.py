@@ -96,7 +96,12 @@ class _Track:
 
     def to_json(self) -> list[Any]:
         return [
-            list(self.recent), self.builds, self.failures, self.since_failure, self.streak, self.last_time,
+            list(self.recent),
+            self.builds,
+            self.failures,
+            self.since_failure,
+            self.streak,
+            self.last_time,
             self.last_failure_time,
         ]
 
@@ -104,8 +109,13 @@ class _Track:
     def from_json(cls, data: list[Any]) -> _Track:
         recent, builds, failures, since_failure, streak, last_time, last_failure_time = data
         return cls(
-            deque((float(v) for v in recent), maxlen=_RECENT), int(builds), int(failures), since_failure,
-            int(streak), last_time, last_failure_time,
+            deque((float(v) for v in recent), maxlen=_RECENT),
+            int(builds),
+            int(failures),
+            since_failure,
+            int(streak),
+            last_time,
+            last_failure_time,
         )
 
 
@@ -140,7 +150,8 @@ class History:
 
     def features(self, event: BuildEvent) -> Vector:
         """The feature vector of `event`, from earlier builds only."""
-        branch = self.branches.get(_branch_key(event)) or _Track()
+        # A branch without builds yet starts from the repository's state (it forked from it).
+        branch = self.branches.get(_branch_key(event)) or self.repo
         kind = self.kinds.get(_kind_key(event)) or _Track()
         author = self.authors.get(event.author or "") if event.author else None
         same_change = self.changes.get(event.change_id) if event.change_id else None
@@ -250,7 +261,9 @@ def _commit_features(event: BuildEvent) -> Vector:
     ]
 
 
-def walk(events: Iterable[tuple[BuildEvent, bool | None]], history: History | None = None) -> Iterator[Vector]:
+def walk(
+    events: Iterable[tuple[BuildEvent, bool | None]], history: History | None = None
+) -> Iterator[Vector]:
     """Features of each build in order, then its outcome is recorded (None: unknown, not recorded).
 
     This is how training rows are built; passing the `history` in lets a caller keep the final state.

@@ -1,4 +1,4 @@
-"""Classify changed paths into the kinds DESIGN §4 names: source, tests, CI config, dependency manifests, docs."""
+"""Classify changed paths into kinds: source, tests, CI config, dependency manifests, docs, other."""
 
 from __future__ import annotations
 
@@ -15,18 +15,66 @@ OTHER = "other"
 
 _DEPENDENCY_NAMES = frozenset(
     {
-        "requirements.txt", "pyproject.toml", "setup.py", "setup.cfg", "pipfile", "pipfile.lock", "poetry.lock",
-        "uv.lock", "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "go.mod", "go.sum",
-        "cargo.toml", "cargo.lock", "gemfile", "gemfile.lock", "pom.xml", "build.gradle", "build.gradle.kts",
-        "gradle.properties", "composer.json", "composer.lock", "mix.exs", "mix.lock", "*.gemspec",
+        "requirements.txt",
+        "pyproject.toml",
+        "setup.py",
+        "setup.cfg",
+        "pipfile",
+        "pipfile.lock",
+        "poetry.lock",
+        "uv.lock",
+        "package.json",
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "go.mod",
+        "go.sum",
+        "cargo.toml",
+        "cargo.lock",
+        "gemfile",
+        "gemfile.lock",
+        "pom.xml",
+        "build.gradle",
+        "build.gradle.kts",
+        "gradle.properties",
+        "composer.json",
+        "composer.lock",
+        "mix.exs",
+        "mix.lock",
+        "*.gemspec",
     }
 )
 _CI_NAMES = frozenset({".travis.yml", ".gitlab-ci.yml", "jenkinsfile", "appveyor.yml", "azure-pipelines.yml"})
 _DOC_SUFFIXES = frozenset({".md", ".rst", ".txt", ".adoc", ".rdoc"})
 _SOURCE_SUFFIXES = frozenset(
     {
-        ".py", ".rb", ".java", ".kt", ".scala", ".go", ".rs", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".js",
-        ".jsx", ".ts", ".tsx", ".php", ".swift", ".m", ".ex", ".exs", ".erl", ".clj", ".groovy", ".sh", ".sql",
+        ".py",
+        ".rb",
+        ".java",
+        ".kt",
+        ".scala",
+        ".go",
+        ".rs",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cs",
+        ".js",
+        ".jsx",
+        ".ts",
+        ".tsx",
+        ".php",
+        ".swift",
+        ".m",
+        ".ex",
+        ".exs",
+        ".erl",
+        ".clj",
+        ".groovy",
+        ".sh",
+        ".sql",
     }
 )
 
@@ -40,7 +88,9 @@ def classify_path(path: str) -> str:
         return CI
     if name in _DEPENDENCY_NAMES or name.endswith(".gemspec") or name.startswith("requirements"):
         return DEPENDENCY
-    is_test_dir = any(part in {"test", "tests", "spec", "specs", "__tests__", "testing"} for part in parts[:-1])
+    is_test_dir = any(
+        part in {"test", "tests", "spec", "specs", "__tests__", "testing"} for part in parts[:-1]
+    )
     is_test_name = name.startswith("test_") or any(
         marker in name for marker in ("_test.", ".test.", "_spec.", ".spec.", "test.java", "tests.")
     )

@@ -7,6 +7,7 @@ means the same thing at training time and in the gate. Only the standard library
 from __future__ import annotations
 
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,42 +52,47 @@ def read_commit(repo: Path, revision: str = "HEAD") -> Commit:
 
 def change_stats(repo: Path, revision: str, base: str | None) -> ChangeStats:
     """Churn and touched file kinds of `base..revision` (base None: the root commit, all files added)."""
-    rev_range = [base, revision] if base else ["--root", revision]
-    diff = "diff-tree" if base is None else "diff"
-    numstat = _git(repo, diff, "-r", "--no-renames", "--numstat", *rev_range, "--")
-    name_status = _git(repo, diff, "-r", "--no-renames", "--name-status", *rev_range, "--")
-    churn = {filekinds.SOURCE: 0.0, filekinds.TEST: 0.0}
-    paths: list[str] = []
-    for line in numstat.splitlines():
-        parts = line.split("\t", 2)
-        if len(parts) != 3:
-            continue
-        added, deleted, path = parts
-        paths.append(path)
-        kind = filekinds.classify_path(path)
-        if kind in churn:
-            churn[kind] += (float(added) if added.isdigit() else 0.0) + (float(deleted) if deleted.isdigit() else 0.0)
-    statuses = [line.split("\t", 1)[0][:1] for line in name_status.splitlines() if "\t" in line]
-    kinds = filekinds.count_kinds(paths)
-    tests = [p for p in paths if filekinds.classify_path(p) == filekinds.TEST]
-    test_status = {
-        line.split("\t", 1)[1]: line[:1] for line in name_status.splitlines() if "\t" in line
-    }
+    command = ["diff", base, revision] if base else ["diff-tree", "--root", revision]
+    options = ["-r", "--no-renames"]
+    churn: dict[str, float] = {}
+    for line in _git(repo, *command[:1], *options, "--numstat", *command[1:], "--").splitlines():
+        added, deleted, path = [*line.split("\t", 2), "", "", ""][:3]
+        if path:  # binary files report "-": no line churn
+            churn[path] = (float(added) if added.isdigit() else 0.0) + (
+                float(deleted) if deleted.isdigit() else 0.0
+            )
+    status: dict[str, str] = {}
+    for line in _git(repo, *command[:1], *options, "--name-status", *command[1:], "--").splitlines():
+        code, _, path = line.partition("\t")
+        if path:
+            status[path] = code[:1]
+    kinds = {path: filekinds.classify_path(path) for path in status}
+    counts = Counter(kinds.values())
+    codes = Counter(status.values())
+
+    def churn_of(kind: str) -> float:
+        return sum(churn.get(path, 0.0) for path, found in kinds.items() if found == kind)
+
+    def tests_with(code: str) -> float:
+        return float(
+            sum(1 for path, found in kinds.items() if found == filekinds.TEST and status[path] == code)
+        )
+
     commits = float(_git(repo, "rev-list", "--count", f"{base}..{revision}").strip()) if base else 1.0
     return ChangeStats(
-        src_churn=churn[filekinds.SOURCE],
-        test_churn=churn[filekinds.TEST],
-        files_added=float(statuses.count("A")),
-        files_deleted=float(statuses.count("D")),
-        files_modified=float(len(statuses) - statuses.count("A") - statuses.count("D")),
-        src_files=float(kinds[filekinds.SOURCE]),
-        test_files=float(kinds[filekinds.TEST]),
-        doc_files=float(kinds[filekinds.DOC]),
-        ci_files=float(kinds[filekinds.CI]),
-        dependency_files=float(kinds[filekinds.DEPENDENCY]),
-        other_files=float(kinds[filekinds.OTHER]),
-        tests_added=float(sum(1 for p in tests if test_status.get(p) == "A")),
-        tests_deleted=float(sum(1 for p in tests if test_status.get(p) == "D")),
+        src_churn=churn_of(filekinds.SOURCE),
+        test_churn=churn_of(filekinds.TEST),
+        files_added=float(codes["A"]),
+        files_deleted=float(codes["D"]),
+        files_modified=float(len(status) - codes["A"] - codes["D"]),
+        src_files=float(counts[filekinds.SOURCE]),
+        test_files=float(counts[filekinds.TEST]),
+        doc_files=float(counts[filekinds.DOC]),
+        ci_files=float(counts[filekinds.CI]),
+        dependency_files=float(counts[filekinds.DEPENDENCY]),
+        other_files=float(counts[filekinds.OTHER]),
+        tests_added=tests_with("A"),
+        tests_deleted=tests_with("D"),
         commits=commits,
     )
 

@@ -31,8 +31,10 @@ def write_plots(evaluation: Evaluation, directory: Path, top_features: int = 15)
         plt.close("all")
         written.append(path)
 
-    importance = {name: float(np.mean([p.importances[name] for p in evaluation.projects]))
-                  for name in evaluation.projects[0].importances}
+    importance = {
+        name: float(np.mean([p.importances[name] for p in evaluation.projects]))
+        for name in evaluation.projects[0].importances
+    }
     top = sorted(importance.items(), key=lambda item: item[1], reverse=True)[:top_features]
     fig = plt.figure(figsize=(7, 5))
     plt.barh([name for name, _ in reversed(top)], [value for _, value in reversed(top)], color="#3b7dd8")
@@ -41,8 +43,10 @@ def write_plots(evaluation: Evaluation, directory: Path, top_features: int = 15)
     save(fig, "feature-importance.png")
 
     matrix = np.array(
-        [[np.sum((failed == 0) & ~decided), np.sum((failed == 0) & decided)],
-         [np.sum((failed == 1) & ~decided), np.sum((failed == 1) & decided)]]
+        [
+            [np.sum((failed == 0) & ~decided), np.sum((failed == 0) & decided)],
+            [np.sum((failed == 1) & ~decided), np.sum((failed == 1) & decided)],
+        ]
     )
     fig = plt.figure(figsize=(4.5, 4))
     plt.imshow(matrix, cmap="Blues")
@@ -53,7 +57,9 @@ def write_plots(evaluation: Evaluation, directory: Path, top_features: int = 15)
     plt.title("Confusion matrix (threshold chosen on training data)")
     save(fig, "confusion-matrix.png")
 
-    baseline_failed = np.concatenate([np.asarray(p.predictions[PREVIOUS].failed) for p in evaluation.projects])
+    baseline_failed = np.concatenate(
+        [np.asarray(p.predictions[PREVIOUS].failed) for p in evaluation.projects]
+    )
     baseline = np.concatenate([np.asarray(p.predictions[PREVIOUS].scores) for p in evaluation.projects])
     fig = plt.figure(figsize=(5, 5))
     fpr, tpr, _ = roc_curve(failed, scores)

@@ -48,7 +48,7 @@ def kept_failures(
     """(expected failing builds still run, failing builds) when the lowest-scored share is skipped."""
     y = np.asarray(failed, dtype=float)
     s = np.asarray(scores, dtype=float)
-    to_skip = int(round(skipped_share * len(y)))
+    to_skip = round(skipped_share * len(y))
     total_failures = float(y.sum())
     if to_skip == 0:
         return total_failures, total_failures

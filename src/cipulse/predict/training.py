@@ -19,7 +19,9 @@ from numpy.typing import NDArray
 
 from cipulse.predict.calibration import Platt, fit_platt
 from cipulse.predict.features import FEATURE_NAMES
-from cipulse.predict.thresholds import threshold_for_f1, threshold_for_recall
+from cipulse.predict.thresholds import f1_thresholds_by_group, threshold_for_f1, threshold_for_recall
+
+_AFTER_FAILURE = FEATURE_NAMES.index("prev_failed_repo")
 
 ModelKind = Literal["lightgbm", "random_forest"]
 FloatArray = NDArray[np.float64]
@@ -38,7 +40,7 @@ LIGHTGBM_PARAMS: dict[str, Any] = {
     "verbose": -1,
 }
 RANDOM_FOREST_PARAMS: dict[str, Any] = {
-    "n_estimators": 150,
+    "n_estimators": 100,
     "min_samples_leaf": 5,
     "max_features": "sqrt",
     "class_weight": "balanced_subsample",
@@ -57,14 +59,16 @@ class FittedModel:
 
     def raw_scores(self, features: FloatArray) -> FloatArray:
         if self.kind == "lightgbm":
-            return np.asarray(self.estimator.predict(features, raw_score=True), dtype=float)
+            return np.asarray(self.estimator.booster_.predict(features, raw_score=True), dtype=float)
         probabilities = np.clip(self.estimator.predict_proba(features)[:, 1], 1e-4, 1 - 1e-4)
         return np.asarray(np.log(probabilities / (1 - probabilities)), dtype=float)
 
     def importances(self) -> dict[str, float]:
         """Gain (LightGBM) or impurity decrease (forest) per feature, normalised to sum to 1."""
         if self.kind == "lightgbm":
-            values = np.asarray(self.estimator.booster_.feature_importance(importance_type="gain"), dtype=float)
+            values = np.asarray(
+                self.estimator.booster_.feature_importance(importance_type="gain"), dtype=float
+            )
         else:
             values = np.asarray(self.estimator.feature_importances_, dtype=float)
         total = float(values.sum()) or 1.0
@@ -76,9 +80,20 @@ class TrainedModel:
     fitted: FittedModel
     calibration: Platt
     f1_threshold: float
+    f1_thresholds_by_previous: dict[int, float]
     recall_threshold: float
     target_recall: float
     validation: dict[str, float] = field(default_factory=dict)
+
+    def decide_fail(self, features: FloatArray, probabilities: FloatArray) -> NDArray[np.bool_]:
+        """F1-optimal decisions: the threshold depends on whether the previous build failed."""
+        after_failure = previous_failed(features)
+        cut = np.where(
+            after_failure == 1,
+            self.f1_thresholds_by_previous.get(1, 1.01),
+            self.f1_thresholds_by_previous.get(0, 1.01),
+        )
+        return np.asarray(probabilities >= cut, dtype=bool)
 
     def probabilities(self, features: FloatArray) -> FloatArray:
         raw = self.fitted.raw_scores(features)
@@ -87,7 +102,14 @@ class TrainedModel:
         )
 
 
-def fit_estimator(kind: ModelKind, features: FloatArray, failed: NDArray[np.int_], seed: int = 0) -> FittedModel:
+def previous_failed(features: FloatArray) -> NDArray[np.int_]:
+    """1 where the previous build of the repository failed, else 0 (unknown counts as passed)."""
+    return np.asarray(np.nan_to_num(features[:, _AFTER_FAILURE], nan=0.0) == 1.0, dtype=int)
+
+
+def fit_estimator(
+    kind: ModelKind, features: FloatArray, failed: NDArray[np.int_], seed: int = 0
+) -> FittedModel:
     """One classifier on all given rows, failing builds weighted to balance the classes."""
     positives = int(failed.sum())
     negatives = len(failed) - positives
@@ -137,6 +159,7 @@ def train(
     blocks = inner_blocks(block_ids, len(labels))
     oof_raw: list[FloatArray] = []
     oof_labels: list[NDArray[np.int_]] = []
+    oof_groups: list[NDArray[np.int_]] = []
     for block in range(INNER_BLOCKS - VALIDATION_BLOCKS, INNER_BLOCKS):
         fit_rows, val_rows = blocks < block, blocks == block
         if labels[fit_rows].min(initial=1) == labels[fit_rows].max(initial=0) or not val_rows.any():
@@ -144,21 +167,27 @@ def train(
         model = fit_estimator(kind, features[fit_rows], labels[fit_rows], seed)
         oof_raw.append(model.raw_scores(features[val_rows]))
         oof_labels.append(labels[val_rows])
+        oof_groups.append(previous_failed(features[val_rows]))
         if on_fit:
             on_fit()
     final = fit_estimator(kind, features, labels, seed)
     if on_fit:
         on_fit()
     if oof_raw:
-        raw, held_out = np.concatenate(oof_raw), np.concatenate(oof_labels)
-    else:  # too little history for held-out blocks: calibrate in-sample (reported as such)
-        raw, held_out = final.raw_scores(features), labels
+        raw, held_out, groups = (
+            np.concatenate(oof_raw),
+            np.concatenate(oof_labels),
+            np.concatenate(oof_groups),
+        )
+    else:  # too little history for held-out blocks: calibrate in-sample
+        raw, held_out, groups = final.raw_scores(features), labels, previous_failed(features)
     calibration = fit_platt(raw.tolist(), held_out.tolist())
     probabilities = [calibration.probability(value) for value in raw.tolist()]
     return TrainedModel(
         fitted=final,
         calibration=calibration,
         f1_threshold=threshold_for_f1(probabilities, held_out.tolist()),
+        f1_thresholds_by_previous=f1_thresholds_by_group(probabilities, held_out.tolist(), groups.tolist()),
         recall_threshold=threshold_for_recall(probabilities, held_out.tolist(), target_recall),
         target_recall=target_recall,
         validation={

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# Node layout in a flat list per tree: internal node = [feature, threshold, default_left, missing, left, right,
-# value]; leaf = [value]. Children are indexes into the same list.
+# Node layout in a flat list per tree: internal node =
+# [feature, threshold, default_left, missing, left, right, value]; leaf = [value]. Children are indexes into the same list.
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
 _ZERO = 1e-35
@@ -62,7 +62,9 @@ class TreeEnsemble:
             for node in tree:
                 if len(node) not in (1, 7):
                     raise ModelFormatError("a tree node must have 1 (leaf) or 7 (split) fields")
-                if len(node) == 7 and not (0 <= node[0] < len(names) and node[4] < len(tree) and node[5] < len(tree)):
+                if len(node) == 7 and not (
+                    0 <= node[0] < len(names) and node[4] < len(tree) and node[5] < len(tree)
+                ):
                     raise ModelFormatError("a split refers to a missing feature or node")
         return cls(names, trees)
 

@@ -29,6 +29,9 @@ def up(
         0, "--metrics-port", help="Port for /metrics on 127.0.0.1 (0: a free port)."
     ),
     seed: int = typer.Option(0, "--seed", help="Emulator seed (when no monitors file is given)."),
+    max_concurrent_polls: int = typer.Option(
+        8, "--max-concurrent-polls", min=1, help="Polls running at once."
+    ),
 ) -> None:
     """Collect, store and judge CI health without Kubernetes; prints a table after every round."""
     import asyncio
@@ -69,6 +72,7 @@ def operator_run(
     liveness: str | None = typer.Option(
         None, "--liveness", help="kopf liveness URL, e.g. http://0.0.0.0:8081/healthz"
     ),
+    max_concurrent_polls: int = typer.Option(8, "--max-concurrent-polls", min=1, help="Polls at once."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the CiCdMonitor operator (kopf) against the cluster in KUBECONFIG or the pod's service account."""
@@ -90,5 +94,6 @@ def operator_run(
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         liveness=liveness,
+        max_concurrent_polls=max_concurrent_polls,
     )
     asyncio.run(run_operator(options))

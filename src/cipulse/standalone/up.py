@@ -46,6 +46,7 @@ class UpOptions:
     rounds: int | None = None  # None: until interrupted
     metrics_port: int | None = 0  # None: no metrics server; 0: a free port
     seed: int = 0
+    max_concurrent_polls: int = 8
 
 
 @dataclass
@@ -81,10 +82,11 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
-async def _poll(item: Running, telemetry: Telemetry, console: Console) -> None:
+async def _poll(item: Running, telemetry: Telemetry, console: Console, slots: asyncio.Semaphore) -> None:
     started = asyncio.get_running_loop().time()
     try:
-        report = await item.engine.poll(item.token)
+        async with slots:
+            report = await item.engine.poll(item.token)
     except Exception as error:  # one monitor's bug must not stop the others
         console.print(f"[red]{item.entry.key}: poll failed: {type(error).__name__}: {error}[/]")
         item.due = datetime.now(UTC) + timedelta(seconds=item.entry.spec.poll_seconds)
@@ -99,7 +101,9 @@ async def _poll(item: Running, telemetry: Telemetry, console: Console) -> None:
         console.print(f"[yellow]{item.entry.key}: {problem}[/]")
 
 
-async def _round(console: Console, running: list[Running], telemetry: Telemetry, first: bool) -> None:
+async def _round(
+    console: Console, running: list[Running], telemetry: Telemetry, first: bool, slots: asyncio.Semaphore
+) -> None:
     """Poll every due monitor concurrently; the first round (backfill) shows live progress."""
     now = datetime.now(UTC)
     due = [item for item in running if item.due <= now]
@@ -113,11 +117,11 @@ async def _round(console: Console, running: list[Running], telemetry: Telemetry,
                     progress.update(task, description=f"{key}: {runs} runs, {jobs} jobs")
 
                 item.engine.progress = show
-            await asyncio.gather(*(_poll(item, telemetry, console) for item in due))
+            await asyncio.gather(*(_poll(item, telemetry, console, slots) for item in due))
         for item in due:
             item.engine.progress = None
     else:
-        await asyncio.gather(*(_poll(item, telemetry, console) for item in due))
+        await asyncio.gather(*(_poll(item, telemetry, console, slots) for item in due))
     reports = [item.last for item in running if item.last is not None]
     console.print(summary_table(reports, f"cipulse - {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"))
 
@@ -185,10 +189,11 @@ async def _serve(
             )
         console.print(Panel("\n".join(lines), title="cipulse up", expand=False))
         telemetry.monitors.set(len(running))
+        slots = asyncio.Semaphore(options.max_concurrent_polls)
         rounds = 0
         try:
             while options.rounds is None or rounds < options.rounds:
-                await _round(console, running, telemetry, first=rounds == 0)
+                await _round(console, running, telemetry, rounds == 0, slots)
                 rounds += 1
                 if options.rounds is not None and rounds >= options.rounds:
                     break

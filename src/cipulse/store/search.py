@@ -100,8 +100,19 @@ class SearchStore:
         return wanted in self.info.modules
 
     def _install_templates(self) -> None:
+        """Templates shape indices created from now on; existing indices get any field added since (a
+        new record field with a default is an additive change, which strict mappings would reject)."""
         for name, template in self.layout.templates().items():
             self._client.request("PUT", f"/_index_template/{name}", body=template)
+            patterns = ",".join(template["index_patterns"])
+            if self._client.indices(patterns):
+                properties = template["template"]["mappings"]["properties"]
+                self._client.request(
+                    "PUT",
+                    f"/{patterns}/_mapping",
+                    body={"properties": properties},
+                    params={"allow_no_indices": "true", "ignore_unavailable": "true"},
+                )
 
     # -- writes ---------------------------------------------------------------------------------------
 
@@ -114,6 +125,9 @@ class SearchStore:
         ]
         if not actions:
             return
+        # one action per id, the last one winning (as sequential upserts would): two versions of a record
+        # in one batch must not land in two monthly indices
+        actions = list({action.doc_id: action for action in actions}.values())
         stale = self._stale_copies(actions)
         try:
             self._client.bulk(actions + stale)

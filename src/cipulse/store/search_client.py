@@ -216,13 +216,16 @@ class SearchClient:
         )
 
     def indices(self, pattern: str) -> list[str]:
+        """Open indices matching a pattern, a comma-separated list or a concrete name (none: [])."""
         answer = self.request(
             "GET",
             f"/_cat/indices/{pattern}",
             params={"format": "json", "h": "index", "expand_wildcards": "open"},
             ok=(200, 404),
         )
-        return sorted(row["index"] for row in answer or [])
+        if not isinstance(answer, list):  # 404: a concrete name that does not exist
+            return []
+        return sorted(row["index"] for row in answer)
 
     def delete_index(self, index: str) -> None:
         self.request("DELETE", f"/{index}", ok=(200, 404))

@@ -1,19 +1,22 @@
 """Window facts computed inside Elasticsearch/OpenSearch: no job document leaves the engine.
 
-Counts and sums come from one composite aggregation at the finest grain (repository, workflow, job,
-branch, outcome, runner labels) and are rolled up in Python, because they add (`GroupTally.merge`).
+Two search requests, each one pass over the window's documents with several aggregations:
 
-Percentiles must be cipulse's exact nearest-rank ones (`metrics.percentiles`), which the engines' t-digest
-or HDR ``percentiles`` aggregations do not compute. Two passes keep them exact and cheap:
+1. Counts and sums per finest group (repository, workflow, job, branch, outcome, runner labels), rolled up
+   in Python because they add (`GroupTally.merge`); and, per group of every level, a histogram of
+   durations and of queue times in `BUCKET_SECONDS` wide buckets.
+2. Exact (value, count) pairs per group, but only inside the buckets that hold one of that level's
+   p50/p90/p95 ranks (known from the histograms).
 
-1. a composite aggregation of value *buckets* (`BUCKET_SECONDS` wide) per finest group, rolled up to every
-   group of every level, tells which bucket holds the value of each asked rank;
-2. a second composite aggregation returns exact (value, count) pairs, but only inside those buckets.
+cipulse's percentiles are exact nearest-rank ones (`metrics.percentiles`), which the engines' t-digest/HDR
+``percentiles`` aggregations do not compute. A group's value counts are made of its exact values inside the
+needed buckets and one representative (the lower bound) per other bucket: buckets are disjoint ordered
+intervals, so every value keeps its true order and the value at each asked rank, which lies in a needed
+bucket by construction, is exact. Only group-level numbers travel; the response size depends on the
+number of groups and buckets, not on the number of jobs.
 
-Each finest group's value counts are then exact inside the needed buckets and a single representative
-(the bucket's lower bound) elsewhere. Buckets are disjoint ordered intervals, so the representatives keep
-every value in its true order, and the nearest-rank value at each asked rank, which lies in a needed bucket
-by construction, is exact for every group at every level.
+Terms aggregations are asked for every key (``size`` = `MAX_GROUPS`) and checked: a response that leaves
+documents out (``sum_other_doc_count``) raises instead of returning partial facts.
 """
 
 from __future__ import annotations
@@ -35,20 +38,23 @@ from cipulse.metrics.facts import (
     group_keys,
 )
 from cipulse.metrics.percentiles import PERCENTILES, rank
-from cipulse.store.search_client import SearchClient
+from cipulse.store.search_client import SearchClient, SearchRequestError
 
-BUCKET_SECONDS: Final = 60
-PAGE: Final = 5000
+BUCKET_SECONDS: Final = 30
+MAX_GROUPS: Final = 10_000
+# Git forbids "~" in ref names, so this cannot be a real branch: it stands for "no branch" in count keys.
+NO_BRANCH: Final = "~none~"
 Measure = Literal["durations", "queues"]
+MEASURES: Final[tuple[Measure, ...]] = ("durations", "queues")
 MEASURE_FIELD: Final[dict[Measure, str]] = {"durations": "duration_s", "queues": "queue_s"}
-FinestKey = tuple[str, str, str, str | None]
-
-_GROUP_SOURCES: Final[list[dict[str, Any]]] = [
-    {"repository": {"terms": {"field": "repository"}}},
-    {"workflow": {"terms": {"field": "workflow_name"}}},
-    {"job": {"terms": {"field": "name"}}},
-    {"branch": {"terms": {"field": "head_branch", "missing_bucket": True}}},
-]
+LEVEL_FIELDS: Final[dict[Level, tuple[str, ...]]] = {
+    "all": (),
+    "repository": ("repository",),
+    "workflow": ("repository", "workflow_name"),
+    "job": ("repository", "workflow_name", "name"),
+    "branch": ("repository", "head_branch"),
+}
+COUNT_FIELDS: Final = ("repository", "workflow_name", "name", "head_branch", "outcome", "labels_key")
 
 
 def nanos_time(moment: datetime) -> str:
@@ -64,66 +70,95 @@ def window_filter(repository: str | None, start: datetime, end: datetime) -> lis
     return clauses
 
 
-def measure_filter(measure: Measure) -> list[dict[str, Any]]:
+def measure_filter(measure: Measure) -> dict[str, Any]:
     field = MEASURE_FIELD[measure]
     clauses: list[dict[str, Any]] = [{"exists": {"field": field}}]
     if measure == "durations":
         clauses.append({"terms": {"outcome": ["success", "failure"]}})
-    return clauses
+    return {"bool": {"filter": clauses}}
 
 
-def composite_buckets(
-    client: SearchClient,
-    index: str,
-    filters: list[dict[str, Any]],
-    sources: list[dict[str, Any]],
-    sub_aggregations: Mapping[str, Any] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Every bucket of a composite aggregation, page by page."""
-    after: dict[str, Any] | None = None
-    while True:
-        composite: dict[str, Any] = {"size": PAGE, "sources": sources}
-        if after is not None:
-            composite["after"] = after
-        aggregation: dict[str, Any] = {"composite": composite}
-        if sub_aggregations:
-            aggregation["aggs"] = sub_aggregations
-        answer = client.search(
-            index,
-            {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": {"groups": aggregation}},
-            request_cache="true",
+# -- building and reading nested terms aggregations -------------------------------------------------------
+
+
+def nested_terms(fields: tuple[str, ...], leaf: Mapping[str, Any]) -> dict[str, Any]:
+    """terms(field 1) > terms(field 2) > ... > leaf aggregations; the leaf alone when there are no fields."""
+    aggregations = dict(leaf)
+    for field in reversed(fields):
+        terms: dict[str, Any] = {"field": field, "size": MAX_GROUPS, "shard_size": MAX_GROUPS}
+        if field == "head_branch" and fields == COUNT_FIELDS:
+            terms["missing"] = NO_BRANCH
+        aggregations = {"by": {"terms": terms, "aggs": aggregations}}
+    return aggregations
+
+
+def walk(
+    node: Mapping[str, Any], depth: int, prefix: tuple[Any, ...] = ()
+) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(key tuple, leaf bucket) for every path through a `nested_terms` result."""
+    if depth == 0:
+        yield prefix, node
+        return
+    terms = node["by"]
+    if terms.get("sum_other_doc_count", 0):
+        raise SearchRequestError(
+            f"more than {MAX_GROUPS} groups in one window: facts would be incomplete, narrow the window"
         )
-        groups = (answer.get("aggregations") or {}).get("groups")
-        if not groups:
-            return
-        yield from groups["buckets"]
-        after = groups.get("after_key")
-        if after is None or len(groups["buckets"]) < PAGE:
-            return
+    for bucket in terms["buckets"]:
+        yield from walk(bucket, depth - 1, (*prefix, bucket["key"]))
 
 
-def _finest(key: Mapping[str, Any]) -> FinestKey:
-    return (key["repository"], key["workflow"], key["job"], key["branch"])
+def group_key(level: Level, values: tuple[Any, ...]) -> GroupKey:
+    if level == "all":
+        return (None, None, None, None)
+    if level == "repository":
+        return (values[0], None, None, None)
+    if level == "workflow":
+        return (values[0], values[1], None, None)
+    if level == "job":
+        return (values[0], values[1], values[2], None)
+    return (values[0], None, None, values[1])
 
 
-def levels_of(finest: FinestKey) -> list[tuple[Level, GroupKey]]:
-    """The groups a finest group belongs to, the overall one included."""
-    keys: list[tuple[Level, GroupKey]] = [("all", (None, None, None, None))]
-    for level, key in group_keys(*finest).items():
-        if key is not None:
-            keys.append((level, key))
-    return keys
+def _histogram(field: str, interval: int) -> dict[str, Any]:
+    return {"histogram": {"field": field, "interval": interval, "min_doc_count": 1}}
 
 
-def _count_tallies(
-    client: SearchClient, index: str, filters: list[dict[str, Any]]
-) -> dict[FinestKey, GroupTally]:
-    sources = [
-        *_GROUP_SOURCES,
-        {"outcome": {"terms": {"field": "outcome"}}},
-        {"labels": {"terms": {"field": "labels_key"}}},
-    ]
-    sub_aggregations = {
+# -- pure percentile helpers ------------------------------------------------------------------------------
+
+
+def needed_buckets(buckets: Mapping[int, int]) -> set[int]:
+    """Lower bounds of the buckets holding the p50/p90/p95 ranks of these bucket counts."""
+    total = sum(buckets.values())
+    if not total:
+        return set()
+    wanted = sorted(rank(p, total) for p in PERCENTILES)
+    needed: set[int] = set()
+    seen = 0
+    for lower in sorted(buckets):
+        seen += buckets[lower]
+        while wanted and wanted[0] <= seen:
+            needed.add(lower)
+            wanted.pop(0)
+        if not wanted:
+            break
+    return needed
+
+
+def mix_counts(buckets: Mapping[int, int], exact: Mapping[int, int], needed: set[int]) -> Counter[int]:
+    """Exact value counts inside the needed buckets, the bucket's lower bound standing for the others."""
+    mixed = Counter({lower: count for lower, count in buckets.items() if lower not in needed})
+    for value, count in exact.items():
+        if (value // BUCKET_SECONDS) * BUCKET_SECONDS in needed:
+            mixed[value] += count
+    return mixed
+
+
+# -- the two requests -------------------------------------------------------------------------------------
+
+
+def _first_request(filters: list[dict[str, Any]]) -> dict[str, Any]:
+    counts_leaf = {
         "seconds": {"sum": {"field": "duration_s"}},
         "billable": {"sum": {"field": "billable_minutes"}},
         "queue_exact": {
@@ -138,102 +173,71 @@ def _count_tallies(
         },
         "skew": {"filter": {"term": {"clock_skew": True}}},
     }
-    tallies: dict[FinestKey, GroupTally] = {}
-    for bucket in composite_buckets(client, index, filters, sources, sub_aggregations):
-        part = GroupTally()
-        part.outcomes[bucket["key"]["outcome"]] = int(bucket["doc_count"])
-        part.job_seconds = int(bucket["seconds"]["value"])
-        billable = int(bucket["billable"]["value"])
-        if billable:
-            part.billable_by_labels[bucket["key"]["labels"]] = billable
-        part.queue_exact_count = int(bucket["queue_exact"]["doc_count"])
-        part.queue_estimated_count = int(bucket["queue_estimated"]["doc_count"])
-        part.clock_skew_count = int(bucket["skew"]["doc_count"])
-        tallies.setdefault(_finest(bucket["key"]), GroupTally()).merge(part)
-    return tallies
-
-
-def _bucket_counts(
-    client: SearchClient, index: str, filters: list[dict[str, Any]], measure: Measure
-) -> dict[FinestKey, Counter[int]]:
-    sources = [
-        *_GROUP_SOURCES,
-        {"bucket": {"histogram": {"field": MEASURE_FIELD[measure], "interval": BUCKET_SECONDS}}},
-    ]
-    counts: dict[FinestKey, Counter[int]] = {}
-    for bucket in composite_buckets(client, index, [*filters, *measure_filter(measure)], sources):
-        counts.setdefault(_finest(bucket["key"]), Counter())[int(bucket["key"]["bucket"])] += int(
-            bucket["doc_count"]
-        )
-    return counts
-
-
-def needed_buckets(counts: Mapping[FinestKey, Counter[int]]) -> set[int]:
-    """Lower bounds of the buckets that hold some group's p50/p90/p95 value, at any level."""
-    rolled: dict[tuple[Level, GroupKey], Counter[int]] = {}
-    for finest, buckets in counts.items():
-        for group in levels_of(finest):
-            rolled.setdefault(group, Counter()).update(buckets)
-    needed: set[int] = set()
-    for buckets in rolled.values():
-        total = sum(buckets.values())
-        if not total:
-            continue
-        wanted = sorted(rank(p, total) for p in PERCENTILES)
-        seen = 0
-        for lower in sorted(buckets):
-            seen += buckets[lower]
-            while wanted and wanted[0] <= seen:
-                needed.add(lower)
-                wanted.pop(0)
-            if not wanted:
-                break
-    return needed
-
-
-def _exact_counts(
-    client: SearchClient, index: str, filters: list[dict[str, Any]], measure: Measure, needed: set[int]
-) -> dict[FinestKey, Counter[int]]:
-    if not needed:
-        return {}
-    field = MEASURE_FIELD[measure]
-    in_needed = {
-        "bool": {
-            "should": [
-                {"range": {field: {"gte": lower, "lt": lower + BUCKET_SECONDS}}} for lower in sorted(needed)
-            ],
-            "minimum_should_match": 1,
-        }
+    aggregations: dict[str, Any] = {
+        "counts": {"filter": {"match_all": {}}, "aggs": nested_terms(COUNT_FIELDS, counts_leaf)}
     }
-    sources = [*_GROUP_SOURCES, {"value": {"terms": {"field": field}}}]
-    counts: dict[FinestKey, Counter[int]] = {}
-    for bucket in composite_buckets(client, index, [*filters, *measure_filter(measure), in_needed], sources):
-        counts.setdefault(_finest(bucket["key"]), Counter())[int(bucket["key"]["value"])] += int(
-            bucket["doc_count"]
-        )
-    return counts
+    for measure in MEASURES:
+        field = MEASURE_FIELD[measure]
+        per_level = {
+            level: {
+                "filter": {"match_all": {}},
+                "aggs": nested_terms(fields, {"values": _histogram(field, BUCKET_SECONDS)}),
+            }
+            for level, fields in LEVEL_FIELDS.items()
+        }
+        aggregations[measure] = {"filter": measure_filter(measure), "aggs": per_level}
+    return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggregations}
 
 
-def mix_counts(
-    buckets: Mapping[FinestKey, Counter[int]],
-    exact: Mapping[FinestKey, Counter[int]],
-    needed: set[int],
-) -> dict[FinestKey, Counter[int]]:
-    """Per finest group: exact counts in the needed buckets, one representative per other bucket."""
-    result: dict[FinestKey, Counter[int]] = {}
-    for finest, counts in buckets.items():
-        mixed = Counter({lower: count for lower, count in counts.items() if lower not in needed})
-        mixed.update(exact.get(finest, Counter()))
-        result[finest] = mixed
-    return result
+def _second_request(
+    filters: list[dict[str, Any]], needed: Mapping[Measure, Mapping[Level, set[int]]]
+) -> dict[str, Any] | None:
+    aggregations: dict[str, Any] = {}
+    for measure in MEASURES:
+        field = MEASURE_FIELD[measure]
+        per_level: dict[str, Any] = {}
+        for level, fields in LEVEL_FIELDS.items():
+            lowers = sorted(needed[measure].get(level, set()))
+            if not lowers:
+                continue
+            in_needed = {
+                "bool": {
+                    "should": [
+                        {"range": {field: {"gte": low, "lt": low + BUCKET_SECONDS}}} for low in lowers
+                    ],
+                    "minimum_should_match": 1,
+                }
+            }
+            per_level[level] = {
+                "filter": in_needed,
+                "aggs": nested_terms(fields, {"values": _histogram(field, 1)}),
+            }
+        if per_level:
+            aggregations[measure] = {"filter": measure_filter(measure), "aggs": per_level}
+    if not aggregations:
+        return None
+    return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggregations}
 
 
-def _value_counts(
-    client: SearchClient, index: str, filters: list[dict[str, Any]], measure: Measure
-) -> dict[FinestKey, Counter[int]]:
-    buckets = _bucket_counts(client, index, filters, measure)
-    needed = needed_buckets(buckets)
-    return mix_counts(buckets, _exact_counts(client, index, filters, measure, needed), needed)
+def _value_counts(leaf: Mapping[str, Any]) -> Counter[int]:
+    return Counter({int(bucket["key"]): int(bucket["doc_count"]) for bucket in leaf["values"]["buckets"]})
+
+
+def _finest_tallies(counts: Mapping[str, Any]) -> dict[tuple[Any, ...], GroupTally]:
+    tallies: dict[tuple[Any, ...], GroupTally] = {}
+    for (repository, workflow, job, branch, outcome, labels), leaf in walk(counts, len(COUNT_FIELDS)):
+        part = GroupTally()
+        part.outcomes[outcome] = int(leaf["doc_count"])
+        part.job_seconds = int(leaf["seconds"]["value"])
+        billable = int(leaf["billable"]["value"])
+        if billable:
+            part.billable_by_labels[labels] = billable
+        part.queue_exact_count = int(leaf["queue_exact"]["doc_count"])
+        part.queue_estimated_count = int(leaf["queue_estimated"]["doc_count"])
+        part.clock_skew_count = int(leaf["skew"]["doc_count"])
+        finest = (repository, workflow, job, None if branch == NO_BRANCH else branch)
+        tallies.setdefault(finest, GroupTally()).merge(part)
+    return tallies
 
 
 def window_facts(
@@ -246,16 +250,43 @@ def window_facts(
 ) -> WindowFacts:
     check_window(start, end)
     filters = window_filter(repository, start, end)
-    finest_tallies = _count_tallies(client, index, filters)
-    for measure in ("durations", "queues"):
-        for finest, counts in _value_counts(client, index, filters, measure).items():
-            getattr(finest_tallies.setdefault(finest, GroupTally()), measure).update(counts)
+    first = client.search(index, _first_request(filters), request_cache="true").get("aggregations")
+
     overall = GroupTally()
     by_level: dict[Level, dict[GroupKey, GroupTally]] = {level: {} for level in LEVELS}
-    for finest, tally in finest_tallies.items():
-        for level, key in levels_of(finest):
-            if level == "all":
-                overall.merge(tally)
-            else:
+    if first is None:  # no index at all yet
+        return assemble(repository, start, end, overall, by_level, rates)
+    for finest, tally in _finest_tallies(first["counts"]).items():
+        overall.merge(tally)
+        for level, key in group_keys(*finest).items():
+            if key is not None:
                 by_level[level].setdefault(key, GroupTally()).merge(tally)
+
+    histograms: dict[Measure, dict[Level, dict[GroupKey, Counter[int]]]] = {}
+    needed: dict[Measure, dict[Level, set[int]]] = {}
+    for measure in MEASURES:
+        histograms[measure], needed[measure] = {}, {}
+        for level, fields in LEVEL_FIELDS.items():
+            groups = {
+                group_key(level, values): _value_counts(leaf)
+                for values, leaf in walk(first[measure][level], len(fields))
+            }
+            histograms[measure][level] = groups
+            needed[measure][level] = set().union(*(needed_buckets(counts) for counts in groups.values()))
+
+    second_body = _second_request(filters, needed)
+    second = client.search(index, second_body, request_cache="true")["aggregations"] if second_body else {}
+    for measure in MEASURES:
+        for level, fields in LEVEL_FIELDS.items():
+            exact: dict[GroupKey, Counter[int]] = {}
+            if level in second.get(measure, {}):
+                exact = {
+                    group_key(level, values): _value_counts(leaf)
+                    for values, leaf in walk(second[measure][level], len(fields))
+                }
+            for key, buckets in histograms[measure][level].items():
+                own_needed = needed_buckets(buckets)
+                mixed = mix_counts(buckets, exact.get(key, Counter()), own_needed)
+                tally = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
+                getattr(tally, measure).update(mixed)
     return assemble(repository, start, end, overall, by_level, rates)

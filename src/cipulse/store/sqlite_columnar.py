@@ -17,7 +17,6 @@ vectorised sorts. It stays exact and current without rescanning the table:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -31,6 +30,23 @@ from cipulse.store.sqlite_facts import MEASURES, CountRow, PercentileRow
 _OUTCOME_INDEX: Final = {name: index for index, name in enumerate(OUTCOMES)}
 _VERDICTS: Final = np.array([_OUTCOME_INDEX["success"], _OUTCOME_INDEX["failure"]], dtype=np.int8)
 _FETCH: Final = 50_000
+_COLUMNS: Final[dict[str, Any]] = {
+    "seq": np.int64,
+    "window": np.int64,
+    "repo": np.int32,
+    "workflow": np.int32,
+    "job": np.int32,
+    "branch": np.int32,
+    "outcome": np.int8,
+    "label": np.int32,
+    "duration": np.int32,
+    "queue": np.int32,
+    "queue_exact": np.bool_,
+    "skew": np.bool_,
+    "billable": np.int32,
+    "alive": np.bool_,
+}
+_MAX_TABLE_CELLS: Final = 4_000_000  # dense count tables up to 32 MB; beyond that, sort-based paths
 IntArray = npt.NDArray[np.int64]
 
 
@@ -52,6 +68,22 @@ class _Dimension:
 class ColumnarFacts:
     """One per store instance (so per process); `refresh` before each read, under the store's lock."""
 
+    # views set by `_expose`, one entry per job row
+    seq: IntArray
+    window: IntArray
+    repo: npt.NDArray[np.int32]
+    workflow: npt.NDArray[np.int32]
+    job: npt.NDArray[np.int32]
+    branch: npt.NDArray[np.int32]
+    outcome: npt.NDArray[np.int8]
+    label: npt.NDArray[np.int32]
+    duration: npt.NDArray[np.int32]
+    queue: npt.NDArray[np.int32]
+    queue_exact: npt.NDArray[np.bool_]
+    skew: npt.NDArray[np.bool_]
+    billable: npt.NDArray[np.int32]
+    alive: npt.NDArray[np.bool_]
+
     def __init__(self) -> None:
         self._reset()
 
@@ -63,22 +95,14 @@ class ColumnarFacts:
         self.jobs = _Dimension()  # (repository, workflow, job name)
         self.branches = _Dimension()  # (repository, branch)
         self.labels = _Dimension()
-        empty_i8 = np.zeros(0, dtype=np.int64)
-        empty_i4 = np.zeros(0, dtype=np.int32)
-        self.seq = empty_i8
-        self.window = empty_i8
-        self.repo = empty_i4
-        self.workflow = empty_i4
-        self.job = empty_i4
-        self.branch = empty_i4
-        self.outcome = np.zeros(0, dtype=np.int8)
-        self.label = empty_i4
-        self.duration = empty_i4
-        self.queue = empty_i4
-        self.queue_exact = np.zeros(0, dtype=bool)
-        self.skew = np.zeros(0, dtype=bool)
-        self.billable = empty_i4
-        self.alive = np.zeros(0, dtype=bool)
+        self.size = 0
+        self._storage = {name: np.zeros(0, dtype=dtype) for name, dtype in _COLUMNS.items()}
+        self._expose()
+
+    def _expose(self) -> None:
+        """Attributes are views of the first `size` rows of the (over-allocated) storage."""
+        for name, array in self._storage.items():
+            setattr(self, name, array[: self.size])
 
     # -- refresh --------------------------------------------------------------------------------------
 
@@ -118,8 +142,23 @@ class ColumnarFacts:
         if not chunks:
             return
         self.last_seq = int(chunks[-1]["seq"][-1])
-        for name in chunks[0]:
-            setattr(self, name, np.concatenate([getattr(self, name), *(c[name] for c in chunks)]))
+        added = sum(len(c["seq"]) for c in chunks)
+        needed = self.size + added
+        capacity = len(self._storage["seq"])
+        if needed > capacity:  # grow by half at least, so a stream of small appends stays amortised O(1)
+            capacity = max(needed, capacity + capacity // 2, 1024)
+            for name, array in self._storage.items():
+                grown = np.zeros(capacity, dtype=array.dtype)
+                grown[: self.size] = array[: self.size]
+                self._storage[name] = grown
+        offset = self.size
+        for chunk in chunks:
+            count = len(chunk["seq"])
+            for name, values in chunk.items():
+                self._storage[name][offset : offset + count] = values
+            offset += count
+        self.size = needed
+        self._expose()
 
     def _columns(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         columns = list(zip(*rows, strict=True))
@@ -149,12 +188,11 @@ class ColumnarFacts:
         }
 
     def _compact(self) -> None:
-        keep = self.alive
-        for name in (
-            "seq", "window", "repo", "workflow", "job", "branch", "outcome", "label", "duration", "queue",
-            "queue_exact", "skew", "billable", "alive",
-        ):  # fmt: skip
-            setattr(self, name, getattr(self, name)[keep])
+        keep = np.flatnonzero(self._storage["alive"][: self.size])
+        for array in self._storage.values():
+            array[: len(keep)] = array[keep]
+        self.size = len(keep)
+        self._expose()
 
     # -- queries --------------------------------------------------------------------------------------
 
@@ -206,24 +244,26 @@ class ColumnarFacts:
             "estimated": queued & ~exact,
             "skew": self.skew[idx],
         }
-        codes, sums = _group_sums(composite, weights)
+        space = len(self.jobs.values) * n_branch * n_outcome * n_label
+        codes, sums = _group_sums(composite, weights, space)
         codes, label = np.divmod(codes, n_label)
         codes, outcome = np.divmod(codes, n_outcome)
         job, branch = np.divmod(codes, n_branch)
         branch -= 1
         job_repo, job_workflow = self._parents()
         rows: list[CountRow] = []
-        level_ids: tuple[tuple[Level, IntArray], ...] = (
-            ("all", np.zeros(len(job), dtype=np.int64)),
-            ("repository", job_repo[job]),
-            ("workflow", job_workflow[job]),
-            ("job", job),
-            ("branch", branch),
+        level_ids: tuple[tuple[Level, IntArray, int], ...] = (
+            ("all", np.zeros(len(job), dtype=np.int64), 1),
+            ("repository", job_repo[job], len(self.repos.values)),
+            ("workflow", job_workflow[job], len(self.workflows.values)),
+            ("job", job, len(self.jobs.values)),
+            ("branch", branch, len(self.branches.values)),
         )
-        for level, ids in level_ids:
+        for level, ids, n_groups in level_ids:
             keep = ids >= 0
             level_code = (ids[keep] * n_outcome + outcome[keep]) * n_label + label[keep]
-            grouped, level_sums = _group_sums(level_code, {k: v[keep] for k, v in sums.items()})
+            level_space = n_groups * n_outcome * n_label
+            grouped, level_sums = _group_sums(level_code, {k: v[keep] for k, v in sums.items()}, level_space)
             rest, label_ids = np.divmod(grouped, n_label)
             group_ids, outcome_ids = np.divmod(rest, n_outcome)
             for position, (group, out, lab) in enumerate(
@@ -246,51 +286,96 @@ class ColumnarFacts:
         return rows
 
     def percentile_rows(self, start_us: int, end_us: int, repository: str | None) -> list[PercentileRow]:
-        """Per level: group rows with a linear-time radix sort on the small group ids, then select the
-        nearest ranks inside each group with `np.partition` (linear too): no full sort of the window."""
+        """Per measure, rank the window's distinct values once; then per level a (group x value) count
+        table by `np.bincount` gives every group's nearest ranks from cumulative sums: linear in the
+        window, no per-level sort. Levels whose table would be too large fall back to per-group selection.
+        """
         idx = self._selection(start_us, end_us, repository)
         result: list[PercentileRow] = []
         if not len(idx):
             return result
+        everything: GroupKey = (None, None, None, None)
         for measure in MEASURES:
             if measure == "durations":
                 values = self.duration[idx]
-                valid = (values >= 0) & np.isin(self.outcome[idx], _VERDICTS)
+                outcome = self.outcome[idx]
+                valid = (values >= 0) & ((outcome == _VERDICTS[0]) | (outcome == _VERDICTS[1]))
             else:
                 values = self.queue[idx]
                 valid = values >= 0
             rows, chosen = idx[valid], values[valid]
             if not len(chosen):
                 continue
-            everything = (None, None, None, None)
             result.append(PercentileRow("all", measure, everything, len(chosen), _picks(chosen)))
-            levels: tuple[tuple[Level, npt.NDArray[np.int32]], ...] = (
-                ("repository", self.repo),
-                ("workflow", self.workflow),
-                ("job", self.job),
-                ("branch", self.branch),
+            distinct, value_ids = _distinct_values(chosen)
+            levels: tuple[tuple[Level, npt.NDArray[np.int32], int], ...] = (
+                ("repository", self.repo, len(self.repos.values)),
+                ("workflow", self.workflow, len(self.workflows.values)),
+                ("job", self.job, len(self.jobs.values)),
+                ("branch", self.branch, len(self.branches.values)),
             )
-            for level, ids in levels:
-                result.extend(self._grouped_percentiles(level, measure, ids[rows], chosen))
+            for level, ids, n_groups in levels:
+                groups = ids[rows]
+                keep = groups >= 0
+                if n_groups * len(distinct) <= _MAX_TABLE_CELLS:
+                    picked = _table_percentiles(groups[keep], value_ids[keep], n_groups, distinct)
+                else:
+                    picked = _selected_percentiles(groups[keep], chosen[keep])
+                for group, size, values_at in picked:
+                    result.append(PercentileRow(level, measure, self._key(level, group), size, values_at))
         return result
 
-    def _grouped_percentiles(
-        self, level: Level, measure: Any, groups: npt.NDArray[np.int32], values: npt.NDArray[np.int32]
-    ) -> Iterator[PercentileRow]:
-        keep = groups >= 0
-        groups, values = groups[keep], values[keep]
-        if not len(groups):
-            return
-        small = groups.astype(np.int16) if groups.max() < 2**15 else groups
-        order = np.argsort(small, kind="stable")  # radix sort for 16-bit keys
-        sizes = np.bincount(groups)
-        ordered = values[order]
-        offset = 0
-        for group, size in enumerate(sizes.tolist()):
-            if size:
-                result = _picks(ordered[offset : offset + size])
-                yield PercentileRow(level, measure, self._key(level, group), size, result)
-                offset += size
+
+def _distinct_values(values: npt.NDArray[np.int32]) -> tuple[npt.NDArray[Any], IntArray]:
+    """Sorted distinct values and each value's index among them; by counting when the values are small
+    (seconds below ~12 days, the usual case), which is linear, else by sorting."""
+    top = int(values.max())
+    if top < _MAX_TABLE_CELLS:
+        seen = np.bincount(values, minlength=top + 1) > 0
+        index_of = np.cumsum(seen) - 1
+        return np.flatnonzero(seen), index_of[values]
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return distinct, inverse.astype(np.int64)
+
+
+def _table_percentiles(
+    groups: npt.NDArray[np.int32], value_ids: IntArray, n_groups: int, distinct: npt.NDArray[np.int32]
+) -> list[tuple[int, int, tuple[int, ...]]]:
+    if not len(groups):
+        return []
+    n_values = len(distinct)
+    table = np.bincount(groups.astype(np.int64) * n_values + value_ids, minlength=n_groups * n_values)
+    table = table.reshape(n_groups, n_values)
+    sizes = table.sum(axis=1)
+    present = np.flatnonzero(sizes)
+    cumulative = np.cumsum(table[present], axis=1)
+    sizes = sizes[present]
+    columns = []
+    for p in PERCENTILES:
+        ranks = (p * sizes + 99) // 100
+        columns.append(distinct[(cumulative < ranks[:, None]).sum(axis=1)])
+    return [
+        (group, size, tuple(int(column[row]) for column in columns))
+        for row, (group, size) in enumerate(zip(present.tolist(), sizes.tolist(), strict=True))
+    ]
+
+
+def _selected_percentiles(
+    groups: npt.NDArray[np.int32], values: npt.NDArray[np.int32]
+) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Fallback for very many groups x distinct values: stable grouping, then selection per group."""
+    if not len(groups):
+        return []
+    order = np.argsort(groups, kind="stable")
+    sizes = np.bincount(groups)
+    ordered = values[order]
+    found = []
+    offset = 0
+    for group, size in enumerate(sizes.tolist()):
+        if size:
+            found.append((group, size, _picks(ordered[offset : offset + size])))
+            offset += size
+    return found
 
 
 def _picks(values: npt.NDArray[np.int32]) -> tuple[int, ...]:
@@ -302,12 +387,24 @@ def _picks(values: npt.NDArray[np.int32]) -> tuple[int, ...]:
 
 
 def _group_sums(
-    codes: IntArray, weights: dict[str, npt.NDArray[Any]]
+    codes: IntArray, weights: dict[str, npt.NDArray[Any]], space: int
 ) -> tuple[IntArray, dict[str, IntArray]]:
-    """Distinct codes with per-code integer sums of each weight; "count" is the number of rows unless a
-    "count" weight is given (rolling up already-counted groups)."""
+    """Distinct codes (all < `space`) with per-code integer sums of each weight; "count" is the number of
+    rows unless a "count" weight is given (rolling up already-counted groups). Dense `np.bincount` when
+    the code space is small, `np.unique` otherwise."""
+    if space <= _MAX_TABLE_CELLS:
+        counts = np.bincount(codes, minlength=space)
+        unique = np.flatnonzero(counts)
+        sums: dict[str, IntArray] = {"count": counts[unique].astype(np.int64)}
+        for name, weight in weights.items():
+            if weight.dtype == np.bool_:  # flags: count the flagged rows, no float weights needed
+                sums[name] = np.bincount(codes[weight], minlength=space)[unique].astype(np.int64)
+            else:
+                totals = np.bincount(codes, weights=weight, minlength=space)[unique]
+                sums[name] = np.rint(totals).astype(np.int64)
+        return unique, sums
     unique, inverse = np.unique(codes, return_inverse=True)
-    sums: dict[str, IntArray] = {"count": np.bincount(inverse, minlength=len(unique)).astype(np.int64)}
+    sums = {"count": np.bincount(inverse, minlength=len(unique)).astype(np.int64)}
     for name, weight in weights.items():
         totals = np.bincount(inverse, weights=weight.astype(np.float64), minlength=len(unique))
         sums[name] = np.rint(totals).astype(np.int64)

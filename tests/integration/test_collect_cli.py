@@ -1,0 +1,86 @@
+"""`cipulse collect` against the emulator: it collects with a progress bar, and the token never shows up
+in its output or in any log record, even at DEBUG level and even when the token is rejected."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cipulse.cli import app
+from cipulse.emulator import Emulator
+from cipulse.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.integration
+
+REPO = "octo-org/payments-api"
+
+
+@pytest.fixture(scope="module")
+def emulator(github_assets: Any) -> Iterator[Emulator]:
+    with Emulator(seed=31, repos={REPO: 600}) as running:
+        yield running
+
+
+def test_collect_command_collects_without_revealing_the_token(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    store_url = f"sqlite:///{tmp_path}/cli.db"
+    args = ["collect", REPO, "--api-url", emulator.api_url, "--store", store_url, "--since", "2020-01-01"]
+    result = CliRunner().invoke(app, args, env={"GITHUB_TOKEN": emulator.token})
+    assert result.exit_code == 0, result.output
+    assert f"{REPO}: " in result.output and " jobs written" in result.output
+    assert emulator.token not in result.output
+    assert caplog.records  # httpx logged its requests at DEBUG ...
+    assert emulator.token not in caplog.text  # ... without the token
+    with SqliteStore(tmp_path / "cli.db") as store:
+        assert store.count_jobs(REPO) == len(emulator.truth.jobs(REPO))
+
+
+def test_rejected_token_fails_clearly_without_revealing_it(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "ghp_this_token_is_wrong_0123456789abcdef"
+    args = ["collect", REPO, "--api-url", emulator.api_url, "--store", f"sqlite:///{tmp_path}/bad.db"]
+    result = CliRunner().invoke(app, args, env={"GITHUB_TOKEN": secret})
+    assert result.exit_code == 2
+    assert "rejected the token" in result.output
+    assert secret not in result.output and secret not in caplog.text
+
+
+def test_collect_as_a_process_prints_no_token(emulator: Emulator, tmp_path: Path) -> None:
+    env = {**os.environ, "GITHUB_TOKEN": emulator.token}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cipulse",
+            "collect",
+            REPO,
+            "--api-url",
+            emulator.api_url,
+            "--since",
+            "2020-01-01",
+            "--store",
+            f"sqlite:///{tmp_path}/proc.db",
+            "--mode",
+            "graphql",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "jobs written" in done.stdout
+    assert emulator.token not in done.stdout + done.stderr
