@@ -6,7 +6,8 @@
 (b) Window facts: latency p50/p95 of a 30-day `window_facts` over 1,000,000 stored job attempts, next to
     a naive full scan (read every job back and aggregate in Python), whose result must be equal.
 
-Every engine is started here (tests/services/search.py) and stopped at the end. Used by bench_store.py;
+Every engine is started here (tests/services/search.py) and stopped at the end; its data directory is kept
+under ~/.cache/cipulse/bench/search so later runs skip loading the million jobs. Used by bench_store.py;
 also runs alone:
 
     .venv/bin/python bench/bench_search_store.py [--jobs 1000000] [--ingest-jobs 50000] [--engines opensearch]
@@ -30,7 +31,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from tests.services.search import SearchServer
+from tests.services.search import SearchServer, distribution_home
 
 from cipulse.metrics.facts import WindowFacts, facts_from_jobs
 from cipulse.store.search import SearchStore
@@ -38,6 +39,8 @@ from cipulse.store.search_documents import job_document, run_document
 from cipulse.store.synthetic import Batch, generate
 
 console = Console()
+# Engine data kept between runs, so the million-job index is loaded once (delete the folder to reload).
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "cipulse" / "bench" / "search"
 Row = tuple[str, str, str]
 
 
@@ -146,13 +149,15 @@ def bench_latency(
     repeats: int,
     naive_repeats: int,
 ) -> list[Row]:
-    store = SearchStore(url, index_prefix="bench-latency")
-    with progress() as bar:
-        task = bar.add_task(f"{engine}: storing {jobs:,} jobs", total=jobs)
-        for batch in batches():
-            store.upsert(batch.runs, batch.jobs)
-            bar.advance(task, len(batch.jobs))
-    httpx.post(f"{url}/bench-latency-*/_forcemerge", params={"max_num_segments": "1"}, timeout=600.0)
+    prefix = f"bench-latency-{jobs}"
+    store = SearchStore(url, index_prefix=prefix)
+    if store.count_jobs() != jobs:  # not loaded by an earlier run into the same data directory
+        with progress() as bar:
+            task = bar.add_task(f"{engine}: storing {jobs:,} jobs", total=jobs)
+            for batch in batches():
+                store.upsert(batch.runs, batch.jobs)
+                bar.advance(task, len(batch.jobs))
+        httpx.post(f"{url}/{prefix}-*/_forcemerge", params={"max_num_segments": "1"}, timeout=1800.0)
     stored = store.count_jobs()
     start, end = window
     cold_began = time.perf_counter()
@@ -193,6 +198,7 @@ def measure(
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
     days: int = 90,
     seed: int = 2026,
+    data_dir: Path | None = DEFAULT_DATA_DIR,
 ) -> list[Row]:
     """(name, value, note) rows for each engine; every engine started here is stopped before returning."""
     end = start + timedelta(days=days)
@@ -203,11 +209,15 @@ def measure(
     rows: list[Row] = []
     parsed = list(batches(ingest_jobs, 1000))
     for engine in engines:
-        with SearchServer(engine) as server:  # type: ignore[arg-type]
+        distribution = distribution_home(engine).name  # type: ignore[arg-type]
+        workdir = None if data_dir is None else data_dir / f"{distribution}-{seed}-{start:%Y%m%d}-{days}"
+        with SearchServer(engine, workdir=workdir) as server:  # type: ignore[arg-type]
             info = SearchStore(server.url, index_prefix="bench-probe").info
-            rows.append((f"{engine} version", info.version, "integ-test zip, heap 512m, JDK 17"))
-            rows += bench_ingest(engine, server.url, parsed, ingest_rounds)
-            rows += bench_latency(
+            measured = [(f"{engine} version", info.version, "integ-test zip, heap 512m, JDK 17")]
+            measured += bench_ingest(engine, server.url, parsed, ingest_rounds)
+            for row in measured:
+                console.print(" | ".join(row))  # partial results survive an interrupted run
+            latency = bench_latency(
                 engine,
                 server.url,
                 lambda: batches(jobs, 5000),
@@ -216,6 +226,9 @@ def measure(
                 repeats,
                 naive_repeats,
             )
+            for row in latency:
+                console.print(" | ".join(row))
+            rows += measured + latency
     return rows
 
 
@@ -229,6 +242,10 @@ def main() -> None:
     parser.add_argument("--ingest-rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--naive-repeats", type=int, default=1)
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="engine data kept between runs"
+    )
+    parser.add_argument("--fresh", action="store_true", help="temporary engine data, loaded from scratch")
     args = parser.parse_args()
     rows = measure(
         engines=tuple(args.engines.split(",")),
@@ -237,6 +254,7 @@ def main() -> None:
         ingest_rounds=args.ingest_rounds,
         repeats=args.repeats,
         naive_repeats=args.naive_repeats,
+        data_dir=None if args.fresh else args.data_dir,
     )
     table = Table(title="cipulse search store benchmark")
     for column in ("measure", "value", "note"):

@@ -35,7 +35,8 @@ def test_collect_command_collects_without_revealing_the_token(
     caplog.set_level(logging.DEBUG)
     store_url = f"sqlite:///{tmp_path}/cli.db"
     args = ["collect", REPO, "--api-url", emulator.api_url, "--store", store_url, "--since", "2020-01-01"]
-    result = CliRunner().invoke(app, args, env={"GITHUB_TOKEN": emulator.token})
+    env = {"GITHUB_TOKEN": emulator.token, "CIPULSE_CACHE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     assert f"{REPO}: " in result.output and " jobs written" in result.output
     assert emulator.token not in result.output
@@ -51,14 +52,14 @@ def test_rejected_token_fails_clearly_without_revealing_it(
     caplog.set_level(logging.DEBUG)
     secret = "ghp_this_token_is_wrong_0123456789abcdef"
     args = ["collect", REPO, "--api-url", emulator.api_url, "--store", f"sqlite:///{tmp_path}/bad.db"]
-    result = CliRunner().invoke(app, args, env={"GITHUB_TOKEN": secret})
+    result = CliRunner().invoke(app, args, env={"GITHUB_TOKEN": secret, "CIPULSE_CACHE_DIR": str(tmp_path)})
     assert result.exit_code == 2
     assert "rejected the token" in result.output
     assert secret not in result.output and secret not in caplog.text
 
 
 def test_collect_as_a_process_prints_no_token(emulator: Emulator, tmp_path: Path) -> None:
-    env = {**os.environ, "GITHUB_TOKEN": emulator.token}
+    env = {**os.environ, "GITHUB_TOKEN": emulator.token, "CIPULSE_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run(
         [
             sys.executable,
@@ -84,3 +85,11 @@ def test_collect_as_a_process_prints_no_token(emulator: Emulator, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "jobs written" in done.stdout
     assert emulator.token not in done.stdout + done.stderr
+    # A second process: nothing new, and the workflow list comes back 304 thanks to the kept ETag.
+    again = subprocess.run(done.args, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "0 runs, 0 jobs written" in again.stdout
+    assert "spent 1 GraphQL points and 0 REST requests (1 answered 304)" in again.stdout
+    assert emulator.token not in again.stdout + again.stderr
+    cached = list((tmp_path / "cache" / "github-etags").iterdir())
+    assert cached and all(emulator.token not in path.read_text() + path.name for path in cached)

@@ -100,13 +100,18 @@ class SearchServer:
     """One engine process owned by this object; `stop()`/`start()` keep the port and the data directory."""
 
     def __init__(self, engine: Engine, *, workdir: Path | None = None) -> None:
+        """Without `workdir`: a temporary one, removed by `close()`. With one: kept, so its data survives
+        for the next run (benchmarks reuse a loaded million-job index this way)."""
         self.engine: Engine = engine
         self.home = distribution_home(engine)
         self._owns_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"cipulse-{engine}-"))
+        if workdir is None:
+            _remove_abandoned_workdirs(engine)
+            workdir = Path(tempfile.mkdtemp(prefix=f"cipulse-{engine}-{os.getpid()}-"))
+        self.workdir = workdir
         self.http_port = free_port()
         self.transport_port = free_port()
-        self.cluster_name = f"cipulse-test-{os.getpid()}-{self.http_port}"
+        self.cluster_name = f"cipulse-{engine}-{os.getpid()}" if self._owns_workdir else f"cipulse-{engine}"
         self._process: subprocess.Popen[bytes] | None = None
         self._prepare_dirs()
 
@@ -268,6 +273,14 @@ class SearchServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _remove_abandoned_workdirs(engine: Engine) -> None:
+    """Temporary directories of test sessions that were killed before they could clean up."""
+    for path in Path(tempfile.gettempdir()).glob(f"cipulse-{engine}-*-*"):
+        owner = path.name.split("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _die_with_parent() -> None:

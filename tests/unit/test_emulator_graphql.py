@@ -266,3 +266,14 @@ def test_leaf_shortcut_answers_exactly_like_graphql_core(gql: InProcess, world: 
     assert fast["data"] == plain.data
     assert [e["path"] for e in fast["errors"]] == [e.path for e in plain.errors or []]
     assert fast["data"]["nodes"][0]["runs"]["nodes"][0]["__typename"] == "WorkflowRun"
+
+
+def test_commit_and_ref_ids_resolve_back_to_their_objects(gql: InProcess) -> None:
+    query = """{ repository(owner: "octo-org", name: "payments-api") {
+      defaultBranchRef { id name target { ... on Commit { id oid } } } } }"""
+    ref = gql(query)["data"]["repository"]["defaultBranchRef"]
+    again = gql(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Ref { name } ... on Commit { oid } } }",
+        ids=[ref["id"], ref["target"]["id"]],
+    )["data"]["nodes"]
+    assert again == [{"name": "main"}, {"oid": ref["target"]["oid"]}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from cipulse.github.backoff import RetryPolicy
 from cipulse.github.budget import GRAPHQL, REST, RateBudget
 from cipulse.github.endpoints import endpoints_for
 from cipulse.github.errors import RateLimited
+from cipulse.github.etag_cache import EtagCache
 from cipulse.github.page_sizes import PageSizes
 from cipulse.github.queries import load_query
 from cipulse.github.query_cost import estimate_query
@@ -110,3 +112,28 @@ def test_target_never_shows_its_token() -> None:
         SyncTarget("not-a-repo")
     with pytest.raises(ValueError, match="mode"):
         SyncTarget("o/r", mode="rest")
+
+
+def test_durable_etags_survive_a_new_process(tmp_path: Path) -> None:
+    path = tmp_path / "etags.json"
+    first = EtagCache(path)
+    first.put("https://h/api/v3/repos/o/r/actions/workflows", 'W/"abc"', {"workflows": []}, durable=True)
+    first.put("https://h/api/v3/repos/o/r/actions/runs", 'W/"def"', {"workflow_runs": []})
+    again = EtagCache(path)
+    assert again.get("https://h/api/v3/repos/o/r/actions/workflows") == ('W/"abc"', {"workflows": []})
+    assert again.get("https://h/api/v3/repos/o/r/actions/runs") is None  # only durable entries are kept
+
+
+def test_an_unreadable_etag_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "etags.json"
+    path.write_text("{not json")
+    assert len(EtagCache(path)) == 0
+
+
+def test_shared_budget_files_are_named_without_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CIPULSE_CACHE_DIR", str(tmp_path))
+    budget = RateBudget.shared("https://cache-test.example/api/v3", "ghp_cache_token_secret")
+    assert budget.etags.path is not None and budget.etags.path.parent == tmp_path / "github-etags"
+    assert "ghp_cache_token_secret" not in str(budget.etags.path)

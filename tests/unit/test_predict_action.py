@@ -28,7 +28,11 @@ def _step(name: str) -> dict[str, object]:
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("workspace")
     train_artifact(load_csv_projects(write_csv(root / "demo.csv", builds=600, seed=7)), root / "model.json")
-    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "a@example.com"], ["config", "user.name", "A"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "a@example.com"],
+        ["config", "user.name", "A"],
+    ):
         subprocess.run(["git", "-C", str(root), *args], check=True)
     (root / "lib.py").write_text("X = 1\n")
     subprocess.run(["git", "-C", str(root), "add", "lib.py"], check=True)
@@ -48,10 +52,22 @@ def run_gate_step(workspace: Path, tmp_path: Path, **inputs: str) -> tuple[int, 
     outputs = tmp_path / "github_output"
     outputs.touch()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    defaults = {"MODEL": "model.json", "MODEL_SHA256": "", "PROJECT": "", "THRESHOLD": "", "ADVISORY": "false"}
+    defaults = {
+        "MODEL": "model.json",
+        "MODEL_SHA256": "",
+        "PROJECT": "",
+        "THRESHOLD": "",
+        "ADVISORY": "false",
+    }
     env.update({**defaults, "FAIL_CLOSED": "false", **inputs})
     env.update(GITHUB_WORKSPACE=str(workspace), GITHUB_OUTPUT=str(outputs), RUNNER_TEMP=str(runner_temp))
-    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", str(step["run"])], cwd=workspace, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", str(step["run"])],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     values = dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
     return done.returncode, values
 

@@ -52,7 +52,8 @@ def gate(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     script = (
         "import atexit, sys\n"
         f"heavy = {HEAVY!r}\n"
-        "atexit.register(lambda: print('IMPORTED', [m for m in heavy if m in sys.modules], file=sys.stderr))\n"
+        "loaded = lambda: [m for m in heavy if m in sys.modules]\n"
+        "atexit.register(lambda: print('IMPORTED', loaded(), file=sys.stderr))\n"
         "from cipulse.cli import app\n"
         "app(['predict', *sys.argv[1:]])\n"
     )

@@ -80,3 +80,22 @@ def test_csv_mapping_reads_travistorrent_columns_and_rejects_bad_rows(tmp_path: 
     missing.write_text("a,b\n1,2\n")
     with pytest.raises(CsvFormatError, match="missing columns"):
         read_history_csv(missing)
+
+
+def test_group_thresholds_never_do_worse_than_the_best_single_threshold_on_their_data() -> None:
+    import random
+
+    from cipulse.predict.thresholds import f1_thresholds_by_group
+
+    rng = random.Random(0)
+    groups = [int(rng.random() < 0.3) for _ in range(400)]
+    failed = [int(rng.random() < (0.6 if g else 0.15)) for g in groups]
+    probabilities = [
+        min(1.0, (0.45 if g else 0.1) + 0.3 * y * rng.random() + 0.2 * rng.random())
+        for g, y in zip(groups, failed, strict=True)
+    ]
+    cuts = f1_thresholds_by_group(probabilities, failed, groups)
+    grouped = scoring.f1_fail(failed, [p >= cuts[g] for p, g in zip(probabilities, groups, strict=True)])
+    single = threshold_for_f1(probabilities, failed)
+    assert grouped >= scoring.f1_fail(failed, [p >= single for p in probabilities]) - 0.02
+    assert grouped >= scoring.f1_fail(failed, groups)  # the previous-outcome rule is one of the candidates

@@ -26,14 +26,25 @@ def _runs(count: int, seed: int = 0) -> list[WorkflowRun]:
     runs = []
     for number in range(1, count + 1):
         broken = rng.random() < (0.6 if broken else 0.15)
-        conclusion = rng.choice(["cancelled", "failure" if broken else "success"]) if number % 25 == 0 else None
+        conclusion = (
+            rng.choice(["cancelled", "failure" if broken else "success"]) if number % 25 == 0 else None
+        )
         runs.append(
             WorkflowRun(
-                repository=REPO, run_id=1000 + number, run_attempt=1, run_number=number, workflow_id=7,
-                workflow_name="CI", event=rng.choice(["push", "pull_request"]), head_sha=f"{number:040x}",
-                head_branch=rng.choice(["main", "feature"]), status="completed",
+                repository=REPO,
+                run_id=1000 + number,
+                run_attempt=1,
+                run_number=number,
+                workflow_id=7,
+                workflow_name="CI",
+                event=rng.choice(["push", "pull_request"]),
+                head_sha=f"{number:040x}",
+                head_branch=rng.choice(["main", "feature"]),
+                status="completed",
                 conclusion=conclusion or ("failure" if broken else "success"),
-                created_at=start + timedelta(minutes=30 * number), run_started_at=None, updated_at=None,
+                created_at=start + timedelta(minutes=30 * number),
+                run_started_at=None,
+                updated_at=None,
                 actor=rng.choice(["ann", "bob", "cy"]),
             )
         )
@@ -60,12 +71,28 @@ def test_store_history_becomes_labelled_builds_in_time_order(store_url: str) -> 
 def test_train_from_store_then_gate_with_store_history(store_url: str, tmp_path: Path) -> None:
     model = tmp_path / "model.json"
     cli = [str(Path(sys.executable).with_name("cipulse"))]
-    trained = subprocess.run([*cli, "train", "--store", store_url, "--out", str(model)], capture_output=True, text=True)
+    trained = subprocess.run(
+        [*cli, "train", "--store", store_url, "--out", str(model)], capture_output=True, text=True
+    )
     assert trained.returncode == 0, trained.stderr
     done = subprocess.run(
-        [*cli, "predict", "--model", str(model), "--no-git", "--store", store_url, "--project", REPO,
-         "--branch", "main", "--json", "--advisory"],
-        capture_output=True, text=True,
+        [
+            *cli,
+            "predict",
+            "--model",
+            str(model),
+            "--no-git",
+            "--store",
+            store_url,
+            "--project",
+            REPO,
+            "--branch",
+            "main",
+            "--json",
+            "--advisory",
+        ],
+        capture_output=True,
+        text=True,
     )
     verdict = json.loads(done.stdout)
     assert done.returncode == 0, done.stderr

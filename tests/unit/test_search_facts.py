@@ -74,8 +74,8 @@ def test_index_prefix_is_validated() -> None:
 
 def test_every_record_field_is_mapped() -> None:
     """Mappings are strict: a field added to a record without a mapping would make every write fail."""
-    from cipulse.records import Job, Step, WorkflowRun
-    from cipulse.store.search_documents import job_document, run_document
+    from cipulse.records import Job, Step, WorkflowRun, to_document
+    from cipulse.store.search_documents import job_document, job_from_source, run_document, run_from_source
     from cipulse.store.search_mappings import JOB_PROPERTIES, RUN_PROPERTIES
 
     created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -93,6 +93,9 @@ def test_every_record_field_is_mapped() -> None:
         created_at=created,
         started_at=created,
         completed_at=created,
+        queue_estimated=True,
+        runner_name="runner-1",
+        runner_labels=("ubuntu-latest", "x64"),
         steps=(Step(2, 1, "Set up job", "completed", "success", created, created),),
     )
     run = WorkflowRun(
@@ -110,6 +113,30 @@ def test_every_record_field_is_mapped() -> None:
         created_at=created,
         run_started_at=created,
         updated_at=created,
+        actor="octocat",
+        html_url="https://github.com/o/r/actions/runs/1",
+        pull_request_numbers=(7,),
     )
     assert set(job_document(job)) == set(JOB_PROPERTIES)
     assert set(run_document(run)) == set(RUN_PROPERTIES)
+
+    # the search documents spell every record field exactly as the generic converter does
+    generic_job = to_document(job)
+    for step in generic_job["steps"]:
+        del step["job_id"]
+    assert {k: v for k, v in job_document(job).items() if k in generic_job} == generic_job
+    assert {k: v for k, v in run_document(run).items() if k in to_document(run)} == to_document(run)
+    assert job_from_source(job_document(job)) == job
+    assert run_from_source(run_document(run)) == run
+
+
+def test_job_neighbours_cover_adjacent_months_and_undated() -> None:
+    layout = IndexLayout("c")
+    assert layout.job_neighbours("c-jobs-2026.01") == {
+        "c-jobs-2025.12",
+        "c-jobs-2026.01",
+        "c-jobs-2026.02",
+        "c-jobs-undated",
+    }
+    assert layout.job_neighbours("c-jobs-undated") == {"c-jobs-*"}
+    assert layout.is_job_index("c-jobs-2026.01") and not layout.is_job_index("c-runs-2026.01")

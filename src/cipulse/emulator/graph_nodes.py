@@ -469,6 +469,15 @@ class NodeFactory:
 
     def by_global_id(self, type_name: str, key: str) -> Any:
         world = self.world
+        if type_name in ("Commit", "Ref"):
+            repo_id, _, rest = key.partition(":")
+            repo = next((r for r in world.repos.values() if str(r.repo_id) == repo_id), None)
+            if repo is None or not rest:
+                return None
+            if type_name == "Ref":
+                return RefNode(repo, rest, self.html_base)
+            known = (repo.full_name.lower(), rest) in world.runs_by_sha
+            return CommitNode(repo, rest, self.html_base) if known else None
         if not key.isdigit():
             return None
         number = int(key)

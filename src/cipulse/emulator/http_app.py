@@ -74,13 +74,13 @@ def build_app(emulator: Emulator) -> Starlette:
             docs = "https://docs.github.com/graphql" if api == "graphql" else DOCS
             return _json(401, {"message": "Bad credentials", "documentation_url": docs, "status": "401"})
         if not emulator.limits.enter(token):
-            emulator.usage.rate_limited += 1
+            emulator.usage.count("rate_limited", 1)
             body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
             return _json(403, body, {"retry-after": "1"})
         try:
             wait = emulator.limits.per_minute_wait(token, api)
             if wait is not None:
-                emulator.usage.rate_limited += 1
+                emulator.usage.count("rate_limited", 1)
                 body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
                 return _json(403, body, {"retry-after": str(wait)})
             kind = emulator.faults.take(api)
@@ -118,14 +118,14 @@ def build_app(emulator: Emulator) -> Starlette:
                 if link:
                     headers["link"] = link
                 if answer.status == 200 and etag in _etags(request.headers.get("if-none-match", "")):
-                    emulator.usage.rest_not_modified += 1
+                    emulator.usage.count("rest_not_modified", 1)
                     headers.update(emulator.limits.bucket(token, "core").headers("core"))
                     return Response(status_code=304, headers=headers)
                 if counted:
                     allowed, bucket = emulator.limits.charge(token, "core", 1)
                     if not allowed:
                         return primary_limited(token, "core")
-                    emulator.usage.rest_requests += 1
+                    emulator.usage.count("rest_requests", 1)
                     headers.update(bucket.headers("core"))
                 return Response(
                     text, status_code=answer.status, headers=headers, media_type="application/json"
@@ -136,7 +136,7 @@ def build_app(emulator: Emulator) -> Starlette:
         return endpoint
 
     def primary_limited(token: str, resource: str) -> Response:
-        emulator.usage.rate_limited += 1
+        emulator.usage.count("rate_limited", 1)
         bucket = emulator.limits.bucket(token, resource)
         body = {
             "message": "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, "
@@ -228,15 +228,15 @@ def build_app(emulator: Emulator) -> Starlette:
             allowed, bucket = emulator.limits.charge(token, "graphql", prepared.cost.points)
             headers = bucket.headers("graphql")
             if not allowed:
-                emulator.usage.rate_limited += 1
+                emulator.usage.count("rate_limited", 1)
                 limited = {
                     "type": "RATE_LIMITED",
                     "message": "API rate limit already exceeded for user ID 1.",
                 }
                 wait = max(1, int(bucket.reset - time.time()))
                 return 200, {"errors": [limited]}, {**headers, "retry-after": str(wait)}
-            emulator.usage.graphql_points += prepared.cost.points
-            emulator.usage.graphql_requests += 1
+            emulator.usage.count("graphql_points", prepared.cost.points)
+            emulator.usage.count("graphql_requests", 1)
             context = GraphQLContext(world, emulator.nodes, prepared.cost, bucket)
             started = time.monotonic()
             body = run_prepared(schema, prepared, context)

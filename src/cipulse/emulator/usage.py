@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 
@@ -15,6 +16,12 @@ class Usage:
     rest_not_modified: int = 0
     rate_limited: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        """Adds to one counter; requests are served from several threads."""
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + amount)
 
     @property
     def units(self) -> int:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 from cipulse.github.backoff import RetryPolicy
 from cipulse.github.endpoints import endpoints_for
 from cipulse.github.errors import RateLimited
+from cipulse.github.etag_cache import EtagCache, default_cache_dir
 from cipulse.records import parse_time
 
 MAX_CONCURRENT_REQUESTS = 100
@@ -60,8 +62,10 @@ class RateBudget:
     )
     blocked_until: datetime | None = None
     usage: Usage = field(default_factory=Usage)
-    etags: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    _semaphores: dict[int, asyncio.Semaphore] = field(default_factory=dict)
+    etags: EtagCache = field(default_factory=EtagCache)
+    _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     _registry: ClassVar[dict[tuple[str, str], RateBudget]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -72,15 +76,16 @@ class RateBudget:
         key = (endpoints_for(api_url).rest, hashlib.sha256((token or "").encode()).hexdigest())
         with cls._registry_lock:
             if key not in cls._registry:
-                cls._registry[key] = cls()
+                file_name = hashlib.sha256("\n".join(key).encode()).hexdigest()[:32] + ".json"
+                cls._registry[key] = cls(etags=EtagCache(default_cache_dir() / file_name))
             return cls._registry[key]
 
     def semaphore(self) -> asyncio.Semaphore:
         """At most 100 requests in flight per token (GitHub's secondary limit), per event loop."""
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in self._semaphores:
-            self._semaphores[loop_id] = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
-        return self._semaphores[loop_id]
+        loop = asyncio.get_running_loop()
+        if loop not in self._semaphores:
+            self._semaphores[loop] = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+        return self._semaphores[loop]
 
     def seconds_to_wait(self, resource: str, now: datetime | None = None) -> float:
         """How long a request must wait for secondary blocks or an exhausted primary limit.

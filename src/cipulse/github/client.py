@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,7 +34,6 @@ from cipulse.github.query_cost import GITHUB_NODE_LIMIT, estimate_query
 
 log = logging.getLogger(__name__)
 
-MAX_CACHED_ETAGS = 20_000
 SECONDARY_LIMIT_DEFAULT_WAIT = 60.0
 
 
@@ -101,9 +100,15 @@ class GitHubClient:
             setattr(usage, kind, getattr(usage, kind) + amount)
 
     async def rest_get(
-        self, path: str, params: Mapping[str, Any] | None = None, *, conditional: bool = True
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        conditional: bool = True,
+        durable: bool = False,
     ) -> RestAnswer:
-        """GET a REST resource; with `conditional`, a cached ETag makes an unchanged answer a free 304."""
+        """GET a REST resource; with `conditional`, a cached ETag makes an unchanged answer a free 304
+        (`durable`: remember it across processes too)."""
         query = urlencode(sorted((params or {}).items()))
         url = f"{self.endpoints.rest}{path}" + (f"?{query}" if query else "")
         cached = self.budget.etags.get(url) if conditional else None
@@ -121,17 +126,10 @@ class GitHubClient:
             data = _json_or_retry(response)
             etag = response.headers.get("etag")
             if conditional and etag:
-                self._remember_etag(url, etag, data)
+                self.budget.etags.put(url, etag, data, durable=durable)
             return RestAnswer(data=data, not_modified=False, headers=response.headers)
 
         return await self._with_retries(REST, attempt, what=path)
-
-    def _remember_etag(self, url: str, etag: str, data: Any) -> None:
-        etags = self.budget.etags
-        etags.pop(url, None)
-        etags[url] = (etag, data)
-        while len(etags) > MAX_CACHED_ETAGS:
-            etags.pop(next(iter(etags)))
 
     async def graphql(self, query: Query, variables: Mapping[str, Any]) -> GraphQLAnswer:
         """Send a query after checking its node count; returns data (possibly partial) and errors."""
@@ -229,7 +227,8 @@ class GitHubClient:
                 delay = retry.delay if retry.delay is not None else policy.delay(number)
                 if delay > policy.max_rate_limit_wait:
                     raise RateLimited(
-                        f"{what}: rate limited for {delay:.0f} s", reset_at=datetime.now(UTC)
+                        f"{what}: rate limited for {delay:.0f} s",
+                        reset_at=datetime.now(UTC) + timedelta(seconds=delay),
                     ) from None
                 log.info("retrying %s in %.2f s: %s", what, delay, retry.reason)
                 await asyncio.sleep(delay)

@@ -70,21 +70,22 @@ class _Cursor:
 
 
 def _failed_items(answer: GraphQLAnswer, field_name: str, count: int) -> set[int]:
-    """Indexes of `field_name` items an error points into (all items for an error without a path)."""
+    """Indexes of `field_name` items an error points into, to be asked for again.
+
+    An error without a path spoils every item. NOT_FOUND is not a failure: the item is gone (a deleted
+    workflow) and stays None instead of being retried forever.
+    """
     failed: set[int] = set()
     for error in answer.errors:
+        if error.get("type") == "NOT_FOUND":
+            continue
         path = error.get("path") or []
-        if len(path) >= 2 and path[0] == field_name and isinstance(path[1], int):
-            failed.add(path[1])
-        elif len(path) >= 1 and path[0] == field_name and count == 1:
-            failed.add(0)
-        elif not path or path[0] != "rateLimit":
+        if not path:
             failed.update(range(count))
-    items = answer.data.get(field_name)
-    if isinstance(items, list):
-        failed.update(i for i, item in enumerate(items) if item is None and i < count and answer.errors)
-    elif items is None and count == 1:
-        failed.add(0)
+        elif path[0] == field_name:
+            index = path[1] if len(path) >= 2 and isinstance(path[1], int) else 0
+            if 0 <= index < count:
+                failed.add(index)
     return failed
 
 
@@ -116,14 +117,14 @@ async def query_items(
 
 
 async def _query_node(client: GitHubClient, query_name: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """A single-`node` query, retried whole until its answer has no errors."""
+    """A single-`node` query, retried whole until its answer has no errors ({} if the node is gone)."""
     query = load_query(query_name)
     policy = client.budget.retry
     for attempt in range(policy.attempts):
         answer = await client.graphql(query, variables)
         node = answer.data.get("node")
-        if not _failed_items(answer, "node", 1) and isinstance(node, dict):
-            return node
+        if not _failed_items(answer, "node", 1):
+            return node if isinstance(node, dict) else {}
         await asyncio.sleep(policy.delay(attempt))
     raise GitHubUnavailable(f"{query_name} kept failing")
 
@@ -300,7 +301,8 @@ async def list_runs(
             for listed in page_runs:
                 per_workflow.setdefault(listed.workflow.database_id, sizes.copy())
             waiting = await _take_first_pages(client, page_runs, sizes)
-            ready = [listed for listed in page_runs if listed not in waiting]
+            waiting_ids = {id(listed) for listed in waiting}
+            ready = [listed for listed in page_runs if id(listed) not in waiting_ids]
             deferred.extend(waiting)
             if exhausted or len(deferred) >= DEFERRED_BATCH:
                 await _refetch_suites(client, deferred, sizes)

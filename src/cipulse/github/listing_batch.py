@@ -19,7 +19,8 @@ from cipulse.github.client import GitHubClient
 from cipulse.github.queries import load_query
 from cipulse.github.query_cost import estimate_query
 
-WINDOW_SECONDS = 0.02
+WINDOW_SECONDS = 0.03
+MAX_WAIT_SECONDS = 0.3
 
 
 def ids_per_point(query_name: str, variables: dict[str, Any]) -> int:
@@ -41,16 +42,35 @@ class _Request:
 @dataclass
 class _LoopState:
     pending: dict[tuple[Any, ...], list[_Request]] = field(default_factory=dict)
-    flush_scheduled: bool = False
+    timer: asyncio.TimerHandle | None = None
+    first_at: float = 0.0
 
 
 class ListingBatcher:
-    def __init__(self, window: float = WINDOW_SECONDS) -> None:
+    """Sends a batch once no request has joined for `window` seconds, or `max_wait` after the first."""
+
+    def __init__(self, window: float = WINDOW_SECONDS, max_wait: float = MAX_WAIT_SECONDS) -> None:
         self.window = window
-        self._states: dict[int, _LoopState] = {}
+        self.max_wait = max_wait
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _state(self) -> _LoopState:
-        return self._states.setdefault(id(asyncio.get_running_loop()), _LoopState())
+        loop = asyncio.get_running_loop()
+        if loop not in self._states:
+            self._states[loop] = _LoopState()
+        return self._states[loop]
+
+    def _schedule(self, state: _LoopState) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if state.timer is None:
+            state.first_at = now
+        else:
+            state.timer.cancel()
+        delay = max(0.0, min(self.window, state.first_at + self.max_wait - now))
+        state.timer = loop.call_later(delay, lambda: asyncio.ensure_future(self._flush(state)))
 
     async def items(
         self, client: GitHubClient, query_name: str, ids: Sequence[str], variables: dict[str, Any]
@@ -60,15 +80,11 @@ class ListingBatcher:
         future: asyncio.Future[list[dict[str, Any] | None]] = asyncio.get_running_loop().create_future()
         key = (query_name, *sorted(variables.items()))
         state.pending.setdefault(key, []).append(_Request(client, list(ids), future))
-        if not state.flush_scheduled:
-            state.flush_scheduled = True
-            asyncio.get_running_loop().call_later(
-                self.window, lambda: asyncio.ensure_future(self._flush(state))
-            )
+        self._schedule(state)
         return await future
 
     async def _flush(self, state: _LoopState) -> None:
-        batches, state.pending, state.flush_scheduled = state.pending, {}, False
+        batches, state.pending, state.timer = state.pending, {}, None
         for (query_name, *variables), requests in batches.items():
             await self._send_group(requests, query_name, dict(variables))
 

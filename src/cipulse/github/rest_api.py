@@ -30,7 +30,7 @@ async def list_workflows(client: GitHubClient, repository: str) -> list[Workflow
     page = 1
     while True:
         answer = await client.rest_get(
-            f"/repos/{repository}/actions/workflows", {"per_page": PAGE_SIZE, "page": page}
+            f"/repos/{repository}/actions/workflows", {"per_page": PAGE_SIZE, "page": page}, durable=True
         )
         batch = answer.data.get("workflows") or [] if isinstance(answer.data, dict) else []
         workflows.extend(workflow_from_rest(item) for item in batch)

@@ -10,6 +10,9 @@ Modes (what each costs is measured by bench/bench_collector.py):
 The watermark is the creation time from which runs may still be incomplete. It is written only after
 the records up to it are stored, so an interrupted sync is simply run again: the records it already wrote
 are recognised (stored_runs.py) and upserts by identity never duplicate.
+
+Known limit: GitHub lists runs by creation time only, so a re-run started long after a run was created
+and settled (older than the watermark) is seen by webhooks, not by polling.
 """
 
 from __future__ import annotations

@@ -112,7 +112,6 @@ class MonitorDaemon:
                 )
                 await self._problem("TokenSecretNotFound", f"{error}; {hint}")
                 return PROBLEM_RETRY_SECONDS
-        self.last_problem = None
         async with self.runtime.poll_slots:
             if self.runtime.store.get_watermark(self.key) is None:
                 # Only a backfill is long enough to be worth a status write (and the watch event it causes).
@@ -138,7 +137,9 @@ class MonitorDaemon:
             kind = "Normal" if transition.current == "Healthy" else "Warning"
             message = f"{transition.previous} -> {transition.current}: {'; '.join(transition.reasons)}"
             kopf.event(self.body, type=kind, reason="HealthChanged", message=message[:1000])
-        if not report.ok and self.last_problem != report.reason:
+        if report.ok:
+            self.last_problem = None
+        elif self.last_problem != report.reason:  # one Warning per problem, not one per poll
             kopf.warn(self.body, reason=report.reason, message=report.message[:1000])
             self.last_problem = report.reason
         for problem in await self.notifier.notify(spec.sinks, transition):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # Node layout in a flat list per tree: internal node =
-# [feature, threshold, default_left, missing, left, right, value]; leaf = [value]. Children are indexes into the same list.
+# [feature, threshold, default_left, missing, left, right, value]; leaf = [value].
+# Children are indexes into the same list.
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
 _ZERO = 1e-35

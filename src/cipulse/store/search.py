@@ -46,6 +46,7 @@ __all__ = ["BulkItemsFailed", "SearchRequestError", "SearchStore"]
 
 PAGE: Final = 2000
 ID_LOOKUP_CHUNK: Final = 5000
+MAX_UNREFRESHED: Final = 100_000
 JOB_SORT: Final = [{"repository": "asc"}, {"job_id": "asc"}]
 RUN_SORT: Final = [{"repository": "asc"}, {"run_id": "asc"}, {"run_attempt": "asc"}]
 TRAINING_SORT: Final = [{"created_at": "asc"}, *RUN_SORT]
@@ -139,21 +140,33 @@ class SearchStore:
                     del self._unrefreshed[action.doc_id]
             for action in actions:
                 self._unrefreshed[action.doc_id] = action.index
+        if len(self._unrefreshed) > MAX_UNREFRESHED:  # bound the memory of a long ingest without reads
+            self._refresh()
 
     def _stale_copies(self, actions: Sequence[BulkAction]) -> list[BulkAction]:
-        """Deletes for copies of these ids that live in another monthly index than the one written now."""
+        """Deletes for copies of these jobs that live in another monthly index than the one written now.
+
+        Only jobs can move: a run's ``created_at`` is fixed by GitHub, while a job's window time changes
+        when its queue time goes from unknown or estimated to exact. That moves it by minutes, or out of
+        the undated index, so the lookup covers the neighbouring months and the undated index (all job
+        indices when the new version is itself undated).
+        """
         target = {action.doc_id: action.index for action in actions}
         stale = [
             BulkAction("delete", index, doc_id)
             for doc_id, index in self._unrefreshed.items()
             if doc_id in target and target[doc_id] != index
         ]
-        ids = list(target)
-        pattern = f"{self.layout.runs_pattern},{self.layout.jobs_pattern}"
+        ids = [action.doc_id for action in actions if self.layout.is_job_index(action.index)]
+        if not ids:
+            return stale
+        candidates = sorted(
+            set().union(*(self.layout.job_neighbours(target[doc_id]) for doc_id in ids))
+        )
         for offset in range(0, len(ids), ID_LOOKUP_CHUNK):
             chunk = ids[offset : offset + ID_LOOKUP_CHUNK]
             answer = self._client.search(
-                pattern,
+                ",".join(candidates),
                 {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}},
                 filter_path="hits.hits._index,hits.hits._id",
             )

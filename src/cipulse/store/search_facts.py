@@ -1,12 +1,12 @@
 """Window facts computed inside Elasticsearch/OpenSearch: no job document leaves the engine.
 
-Two search requests, each one pass over the window's documents with several aggregations:
+Two search requests, each one pass over the window's documents:
 
-1. Counts and sums per finest group (repository, workflow, job, branch, outcome, runner labels), rolled up
-   in Python because they add (`GroupTally.merge`); and, per group of every level, a histogram of
-   durations and of queue times in `BUCKET_SECONDS` wide buckets.
-2. Exact (value, count) pairs per group, but only inside the buckets that hold one of that level's
-   p50/p90/p95 ranks (known from the histograms).
+1. One tree of terms aggregations down to (repository, workflow, job, branch, outcome) with the counts,
+   sums, billable minutes per runner label set, and histograms of durations and queue times in
+   `BUCKET_SECONDS` wide buckets. Everything here adds up, so Python rolls the finest groups up to every
+   level (`GroupTally.merge`, histograms summed) and learns which bucket holds each group's p50/p90/p95.
+2. Per level, exact (value, count) pairs, but only for documents inside those needed buckets.
 
 cipulse's percentiles are exact nearest-rank ones (`metrics.percentiles`), which the engines' t-digest/HDR
 ``percentiles`` aggregations do not compute. A group's value counts are made of its exact values inside the
@@ -37,10 +37,11 @@ from cipulse.metrics.facts import (
     check_window,
     group_keys,
 )
+from cipulse.metrics.outcome import VERDICT_OUTCOMES
 from cipulse.metrics.percentiles import PERCENTILES, rank
 from cipulse.store.search_client import SearchClient, SearchRequestError
 
-BUCKET_SECONDS: Final = 30
+BUCKET_SECONDS: Final = 60
 MAX_GROUPS: Final = 10_000
 # Git forbids "~" in ref names, so this cannot be a real branch: it stands for "no branch" in count keys.
 NO_BRANCH: Final = "~none~"
@@ -54,7 +55,7 @@ LEVEL_FIELDS: Final[dict[Level, tuple[str, ...]]] = {
     "job": ("repository", "workflow_name", "name"),
     "branch": ("repository", "head_branch"),
 }
-COUNT_FIELDS: Final = ("repository", "workflow_name", "name", "head_branch", "outcome", "labels_key")
+COUNT_FIELDS: Final = ("repository", "workflow_name", "name", "head_branch", "outcome")
 
 
 def nanos_time(moment: datetime) -> str:
@@ -158,35 +159,26 @@ def mix_counts(buckets: Mapping[int, int], exact: Mapping[int, int], needed: set
 
 
 def _first_request(filters: list[dict[str, Any]]) -> dict[str, Any]:
-    counts_leaf = {
+    """One tree down to (finest group, outcome): counts, sums, billable minutes per runner label set, and
+    the duration and queue histograms, so each document passes through a dozen collectors only."""
+    queue_known = {"exists": {"field": "queue_s"}}
+    per_outcome = {
         "seconds": {"sum": {"field": "duration_s"}},
-        "billable": {"sum": {"field": "billable_minutes"}},
-        "queue_exact": {
-            "filter": {
-                "bool": {"filter": [{"exists": {"field": "queue_s"}}, {"term": {"queue_exact": True}}]}
-            }
+        "labels": {
+            "terms": {"field": "labels_key", "size": MAX_GROUPS, "shard_size": MAX_GROUPS},
+            "aggs": {"billable": {"sum": {"field": "billable_minutes"}}},
         },
-        "queue_estimated": {
-            "filter": {
-                "bool": {"filter": [{"exists": {"field": "queue_s"}}, {"term": {"queue_exact": False}}]}
-            }
-        },
+        "queue_exact": {"filter": {"bool": {"filter": [queue_known, {"term": {"queue_exact": True}}]}}},
+        "queue_estimated": {"filter": {"bool": {"filter": [queue_known, {"term": {"queue_exact": False}}]}}},
         "skew": {"filter": {"term": {"clock_skew": True}}},
+        "durations": _histogram("duration_s", BUCKET_SECONDS),
+        "queues": _histogram("queue_s", BUCKET_SECONDS),
     }
-    aggregations: dict[str, Any] = {
-        "counts": {"filter": {"match_all": {}}, "aggs": nested_terms(COUNT_FIELDS, counts_leaf)}
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": filters}},
+        "aggs": nested_terms(COUNT_FIELDS, per_outcome),
     }
-    for measure in MEASURES:
-        field = MEASURE_FIELD[measure]
-        per_level = {
-            level: {
-                "filter": {"match_all": {}},
-                "aggs": nested_terms(fields, {"values": _histogram(field, BUCKET_SECONDS)}),
-            }
-            for level, fields in LEVEL_FIELDS.items()
-        }
-        aggregations[measure] = {"filter": measure_filter(measure), "aggs": per_level}
-    return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggregations}
 
 
 def _second_request(
@@ -219,25 +211,44 @@ def _second_request(
     return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggregations}
 
 
-def _value_counts(leaf: Mapping[str, Any]) -> Counter[int]:
-    return Counter({int(bucket["key"]): int(bucket["doc_count"]) for bucket in leaf["values"]["buckets"]})
+def _histogram_counts(histogram: Mapping[str, Any]) -> Counter[int]:
+    return Counter({int(bucket["key"]): int(bucket["doc_count"]) for bucket in histogram["buckets"]})
 
 
-def _finest_tallies(counts: Mapping[str, Any]) -> dict[tuple[Any, ...], GroupTally]:
-    tallies: dict[tuple[Any, ...], GroupTally] = {}
-    for (repository, workflow, job, branch, outcome, labels), leaf in walk(counts, len(COUNT_FIELDS)):
+FinestKey = tuple[str, str, str, str | None]
+
+
+def _read_first(
+    answer: Mapping[str, Any],
+) -> tuple[dict[FinestKey, GroupTally], dict[Measure, dict[FinestKey, Counter[int]]]]:
+    tallies: dict[FinestKey, GroupTally] = {}
+    histograms: dict[Measure, dict[FinestKey, Counter[int]]] = {measure: {} for measure in MEASURES}
+    for (repository, workflow, job, branch, outcome), leaf in walk(answer, len(COUNT_FIELDS)):
+        finest: FinestKey = (repository, workflow, job, None if branch == NO_BRANCH else branch)
         part = GroupTally()
         part.outcomes[outcome] = int(leaf["doc_count"])
         part.job_seconds = int(leaf["seconds"]["value"])
-        billable = int(leaf["billable"]["value"])
-        if billable:
-            part.billable_by_labels[labels] = billable
+        if leaf["labels"].get("sum_other_doc_count", 0):
+            raise SearchRequestError(f"more than {MAX_GROUPS} runner label sets in one group")
+        for labels in leaf["labels"]["buckets"]:
+            billable = int(labels["billable"]["value"])
+            if billable:
+                part.billable_by_labels[labels["key"]] += billable
         part.queue_exact_count = int(leaf["queue_exact"]["doc_count"])
         part.queue_estimated_count = int(leaf["queue_estimated"]["doc_count"])
         part.clock_skew_count = int(leaf["skew"]["doc_count"])
-        finest = (repository, workflow, job, None if branch == NO_BRANCH else branch)
         tallies.setdefault(finest, GroupTally()).merge(part)
-    return tallies
+        if outcome in VERDICT_OUTCOMES:
+            histograms["durations"].setdefault(finest, Counter()).update(_histogram_counts(leaf["durations"]))
+        histograms["queues"].setdefault(finest, Counter()).update(_histogram_counts(leaf["queues"]))
+    return tallies, histograms
+
+
+def levels_of(finest: FinestKey) -> list[tuple[Level, GroupKey]]:
+    """The groups of every level a finest group belongs to, the overall one included."""
+    groups: list[tuple[Level, GroupKey]] = [("all", (None, None, None, None))]
+    groups += [(level, key) for level, key in group_keys(*finest).items() if key is not None]
+    return groups
 
 
 def window_facts(
@@ -251,42 +262,43 @@ def window_facts(
     check_window(start, end)
     filters = window_filter(repository, start, end)
     first = client.search(index, _first_request(filters), request_cache="true").get("aggregations")
-
     overall = GroupTally()
     by_level: dict[Level, dict[GroupKey, GroupTally]] = {level: {} for level in LEVELS}
     if first is None:  # no index at all yet
         return assemble(repository, start, end, overall, by_level, rates)
-    for finest, tally in _finest_tallies(first["counts"]).items():
-        overall.merge(tally)
-        for level, key in group_keys(*finest).items():
-            if key is not None:
-                by_level[level].setdefault(key, GroupTally()).merge(tally)
 
-    histograms: dict[Measure, dict[Level, dict[GroupKey, Counter[int]]]] = {}
-    needed: dict[Measure, dict[Level, set[int]]] = {}
+    finest_tallies, finest_histograms = _read_first(first)
+    histograms: dict[Measure, dict[Level, dict[GroupKey, Counter[int]]]] = {
+        measure: {level: {} for level in LEVEL_FIELDS} for measure in MEASURES
+    }
     for measure in MEASURES:
-        histograms[measure], needed[measure] = {}, {}
-        for level, fields in LEVEL_FIELDS.items():
-            groups = {
-                group_key(level, values): _value_counts(leaf)
-                for values, leaf in walk(first[measure][level], len(fields))
-            }
-            histograms[measure][level] = groups
-            needed[measure][level] = set().union(*(needed_buckets(counts) for counts in groups.values()))
-
+        for finest, counts in finest_histograms[measure].items():
+            for level, key in levels_of(finest):
+                histograms[measure][level].setdefault(key, Counter()).update(counts)
+    needed = {
+        measure: {
+            level: set().union(*(needed_buckets(counts) for counts in groups.values()))
+            for level, groups in histograms[measure].items()
+        }
+        for measure in MEASURES
+    }
     second_body = _second_request(filters, needed)
     second = client.search(index, second_body, request_cache="true")["aggregations"] if second_body else {}
+
+    for finest, tally in finest_tallies.items():
+        for level, key in levels_of(finest):
+            target = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
+            target.merge(tally)
     for measure in MEASURES:
         for level, fields in LEVEL_FIELDS.items():
             exact: dict[GroupKey, Counter[int]] = {}
             if level in second.get(measure, {}):
                 exact = {
-                    group_key(level, values): _value_counts(leaf)
+                    group_key(level, values): _histogram_counts(leaf["values"])
                     for values, leaf in walk(second[measure][level], len(fields))
                 }
             for key, buckets in histograms[measure][level].items():
-                own_needed = needed_buckets(buckets)
-                mixed = mix_counts(buckets, exact.get(key, Counter()), own_needed)
-                tally = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
-                getattr(tally, measure).update(mixed)
+                mixed = mix_counts(buckets, exact.get(key, Counter()), needed_buckets(buckets))
+                target = overall if level == "all" else by_level[level][key]
+                getattr(target, measure).update(mixed)
     return assemble(repository, start, end, overall, by_level, rates)

@@ -15,7 +15,7 @@ documents would multiply the Lucene documents per job.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from cipulse.metrics.derive import job_window_time
@@ -120,6 +120,18 @@ class IndexLayout:
 
     def job_index(self, job: Job) -> str:
         return f"{self.prefix}-jobs-{month_suffix(job_window_time(job))}"
+
+    def is_job_index(self, index: str) -> bool:
+        return index.startswith(f"{self.prefix}-jobs-")
+
+    def job_neighbours(self, index: str) -> set[str]:
+        """Job indices where an earlier version of a job now written to `index` may live."""
+        begins = month_start(self.suffix(index))
+        if begins is None:
+            return {self.jobs_pattern}
+        before = (begins - timedelta(days=1)).replace(day=1)
+        months = (before, begins, next_month(begins))
+        return {f"{self.prefix}-jobs-{month_suffix(m)}" for m in months} | {f"{self.prefix}-jobs-{UNDATED}"}
 
     def suffix(self, index: str) -> str:
         return index.rsplit("-", 1)[-1]

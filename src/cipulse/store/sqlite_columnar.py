@@ -17,6 +17,7 @@ vectorised sorts. It stays exact and current without rescanning the table:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any, Final
 
 import numpy as np
@@ -30,6 +31,7 @@ from cipulse.store.sqlite_facts import MEASURES, CountRow, PercentileRow
 _OUTCOME_INDEX: Final = {name: index for index, name in enumerate(OUTCOMES)}
 _VERDICTS: Final = np.array([_OUTCOME_INDEX["success"], _OUTCOME_INDEX["failure"]], dtype=np.int8)
 _FETCH: Final = 50_000
+_SEP: Final = "char(31)"  # ASCII unit separator: joins key parts in SQL, never part of a name
 _COLUMNS: Final[dict[str, Any]] = {
     "seq": np.int64,
     "window": np.int64,
@@ -51,18 +53,26 @@ IntArray = npt.NDArray[np.int64]
 
 
 class _Dimension:
-    """Interning of group keys to dense ids."""
+    """Interning of group keys to dense ids; `decode` turns a raw key into the value kept for it."""
 
-    def __init__(self) -> None:
-        self.ids: dict[Any, int] = {}
+    def __init__(self, decode: Any = None, fixed: dict[Any, int] | None = None) -> None:
+        self.ids: dict[Any, int] = dict(fixed or {})
         self.values: list[Any] = []
+        self._decode = decode
 
     def id(self, value: Any) -> int:
         found = self.ids.get(value)
         if found is None:
             found = self.ids[value] = len(self.values)
-            self.values.append(value)
+            self.values.append(self._decode(value) if self._decode else value)
         return found
+
+    def ids_of(self, values: Iterable[Any]) -> list[int]:
+        """Ids of many values: new ones interned first (few), then one C-level map over all of them."""
+        column = list(values)
+        for value in set(column) - self.ids.keys():
+            self.id(value)
+        return list(map(self.ids.__getitem__, column))
 
 
 class ColumnarFacts:
@@ -92,9 +102,11 @@ class ColumnarFacts:
         self.last_tombstone = 0
         self.repos = _Dimension()
         self.workflows = _Dimension()  # (repository, workflow)
-        self.jobs = _Dimension()  # (repository, workflow, job name)
-        self.branches = _Dimension()  # (repository, branch)
+        self.jobs = _Dimension(_split)  # SQL-joined key -> (repository, workflow, job name)
+        self.branches = _Dimension(_split, fixed={None: -1})  # joined key -> (repository, branch); none: -1
         self.labels = _Dimension()
+        self.job_repo: list[int] = []  # job id -> repository id
+        self.job_workflow: list[int] = []  # job id -> workflow id
         self.size = 0
         self._storage = {name: np.zeros(0, dtype=dtype) for name, dtype in _COLUMNS.items()}
         self._expose()
@@ -131,7 +143,9 @@ class ColumnarFacts:
 
     def _append(self, conn: sqlite3.Connection) -> None:
         cursor = conn.execute(
-            "SELECT seq, window_at, repository, workflow_name, name, head_branch, outcome, labels_key, "
+            # group keys are joined in SQL: one string per row hashes far faster than a tuple of three
+            f"SELECT seq, window_at, repository || {_SEP} || workflow_name || {_SEP} || name, "
+            f"repository || {_SEP} || head_branch, outcome, labels_key, "
             "duration_s, queue_s, queue_exact, clock_skew, billable_minutes FROM jobs "
             "WHERE seq > ? ORDER BY seq",
             (self.last_seq,),
@@ -162,23 +176,22 @@ class ColumnarFacts:
 
     def _columns(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         columns = list(zip(*rows, strict=True))
-        seq, window, repo, workflow, name, branch = columns[:6]
-        outcome, label, duration, queue, exact, skew, billable = columns[6:]
-        repo_ids = [self.repos.id(r) for r in repo]
-        workflow_ids = [self.workflows.id(k) for k in zip(repo, workflow, strict=True)]
-        job_ids = [self.jobs.id(k) for k in zip(repo, workflow, name, strict=True)]
-        branch_ids = [
-            -1 if b is None else self.branches.id((r, b)) for r, b in zip(repo, branch, strict=True)
-        ]
+        seq, window, job_key, branch_key = columns[:4]
+        outcome, label, duration, queue, exact, skew, billable = columns[4:]
+        known = len(self.jobs.values)
+        job_ids = np.array(self.jobs.ids_of(job_key), dtype=np.int32)
+        for repository, workflow, _ in self.jobs.values[known:]:
+            self.job_repo.append(self.repos.id(repository))
+            self.job_workflow.append(self.workflows.id((repository, workflow)))
         return {
             "seq": np.array(seq, dtype=np.int64),
             "window": np.array([-(2**62) if w is None else w for w in window], dtype=np.int64),
-            "repo": np.array(repo_ids, dtype=np.int32),
-            "workflow": np.array(workflow_ids, dtype=np.int32),
-            "job": np.array(job_ids, dtype=np.int32),
-            "branch": np.array(branch_ids, dtype=np.int32),
+            "repo": np.array(self.job_repo, dtype=np.int32)[job_ids],
+            "workflow": np.array(self.job_workflow, dtype=np.int32)[job_ids],
+            "job": job_ids,
+            "branch": np.array(self.branches.ids_of(branch_key), dtype=np.int32),
             "outcome": np.array([_OUTCOME_INDEX[o] for o in outcome], dtype=np.int8),
-            "label": np.array([self.labels.id(x) for x in label], dtype=np.int32),
+            "label": np.array(self.labels.ids_of(label), dtype=np.int32),
             "duration": np.array([-1 if d is None else d for d in duration], dtype=np.int32),
             "queue": np.array([-1 if q is None else q for q in queue], dtype=np.int32),
             "queue_exact": np.array(exact, dtype=bool),
@@ -207,9 +220,7 @@ class ColumnarFacts:
 
     def _parents(self) -> tuple[IntArray, IntArray]:
         """Per job-group id: its repository id and its workflow id."""
-        job_repo = np.array([self.repos.ids[r] for r, _, _ in self.jobs.values], dtype=np.int64)
-        job_workflow = np.array([self.workflows.ids[(r, w)] for r, w, _ in self.jobs.values], dtype=np.int64)
-        return job_repo, job_workflow
+        return np.array(self.job_repo, dtype=np.int64), np.array(self.job_workflow, dtype=np.int64)
 
     def _key(self, level: Level, group: int) -> GroupKey:
         if level == "repository":
@@ -324,6 +335,10 @@ class ColumnarFacts:
                 for group, size, values_at in picked:
                     result.append(PercentileRow(level, measure, self._key(level, group), size, values_at))
         return result
+
+
+def _split(key: str) -> tuple[str, ...]:
+    return tuple(key.split("\x1f"))
 
 
 def _distinct_values(values: npt.NDArray[np.int32]) -> tuple[npt.NDArray[Any], IntArray]:
