@@ -93,3 +93,28 @@ def test_interrupted_sync_resumes_to_the_same_set(
             documents(emulator.truth.runs(REPO), run_gaps), documents(store.iter_runs(REPO), run_gaps)
         )
         assert store.get_watermark("m") is not None
+
+
+@pytest.mark.parametrize("mode", ["graphql+rest", "graphql"])
+def test_interrupted_incremental_sync_with_many_new_runs(
+    mode: str, github_assets: Any, tmp_path: Path
+) -> None:
+    """More new runs than one listing page, the newest of them written before a crash: the resumed sync
+    must not take "the first page is all known" for "nothing new" and must fetch the older new runs."""
+    repo = "octo-org/busy"
+    with Emulator(seed=19, repos={repo: 300}) as emulator, SqliteStore(tmp_path / "busy.db") as store:
+        target = SyncTarget(
+            repo, api_url=emulator.api_url, token=emulator.token, mode=mode, backfill_days=400
+        )
+        asyncio.run(sync_once(target, store, monitor="m", budget=fast_budget()))
+        emulator.add_activity(repo, runs=260)
+        before = store.get_watermark("m")
+        crashing: Any = CrashingStore(store, fail_at=200 if mode == "graphql+rest" else 12)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            asyncio.run(sync_once(target, crashing, monitor="m", budget=fast_budget()))
+        assert store.get_watermark("m") == before
+        asyncio.run(sync_once(target, store, monitor="m", budget=fast_budget()))
+        job_gaps = GRAPHQL_JOB_GAPS if mode == "graphql" else frozenset()
+        assert_same(
+            documents(emulator.truth.jobs(repo), job_gaps), documents(store.iter_jobs(repo), job_gaps)
+        )

@@ -296,7 +296,7 @@ async def list_runs(
             if not page.get("hasNextPage"):
                 cursor.done = True
             cursor.after = page.get("endCursor")
-        exhausted = all(c.done for c in cursors) or first_page_only
+        exhausted = all(c.done for c in cursors)
         if with_jobs:
             for listed in page_runs:
                 per_workflow.setdefault(listed.workflow.database_id, sizes.copy())
@@ -304,7 +304,7 @@ async def list_runs(
             waiting_ids = {id(listed) for listed in waiting}
             ready = [listed for listed in page_runs if id(listed) not in waiting_ids]
             deferred.extend(waiting)
-            if exhausted or len(deferred) >= DEFERRED_BATCH:
+            if exhausted or first_page_only or len(deferred) >= DEFERRED_BATCH:
                 await _refetch_suites(client, deferred, sizes)
                 ready.extend(deferred)
                 deferred = []

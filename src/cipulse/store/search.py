@@ -77,8 +77,12 @@ class SearchStore:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 60.0,
+        request_cache: bool = True,
     ) -> None:
+        """`request_cache`: let the engine answer a repeated `window_facts` from its shard request cache
+        (invalidated by every refresh that changed an index), as dashboards that re-ask benefit from."""
         self.layout = IndexLayout(index_prefix)
+        self._request_cache = request_cache
         self._client = SearchClient(url, username=username, password=password, timeout=timeout)
         try:
             self.info = self._client.detect()
@@ -160,9 +164,7 @@ class SearchStore:
         ids = [action.doc_id for action in actions if self.layout.is_job_index(action.index)]
         if not ids:
             return stale
-        candidates = sorted(
-            set().union(*(self.layout.job_neighbours(target[doc_id]) for doc_id in ids))
-        )
+        candidates = sorted(set().union(*(self.layout.job_neighbours(target[doc_id]) for doc_id in ids)))
         for offset in range(0, len(ids), ID_LOOKUP_CHUNK):
             chunk = ids[offset : offset + ID_LOOKUP_CHUNK]
             answer = self._client.search(
@@ -323,7 +325,15 @@ class SearchStore:
     ) -> WindowFacts:
         """Aggregated in the engine (see `search_facts`); only group-level numbers come back."""
         self._refresh()
-        return window_facts(self._client, self.layout.jobs_pattern, repository, start, end, rates)
+        return window_facts(
+            self._client,
+            self.layout.jobs_pattern,
+            repository,
+            start,
+            end,
+            rates,
+            request_cache=self._request_cache,
+        )
 
 
 def _repository_query(repository: str | None) -> dict[str, Any] | None:

@@ -258,10 +258,13 @@ def window_facts(
     start: datetime,
     end: datetime,
     rates: RunnerRates | None = None,
+    *,
+    request_cache: bool = True,
 ) -> WindowFacts:
     check_window(start, end)
+    cache = "true" if request_cache else "false"
     filters = window_filter(repository, start, end)
-    first = client.search(index, _first_request(filters), request_cache="true").get("aggregations")
+    first = client.search(index, _first_request(filters), request_cache=cache).get("aggregations")
     overall = GroupTally()
     by_level: dict[Level, dict[GroupKey, GroupTally]] = {level: {} for level in LEVELS}
     if first is None:  # no index at all yet
@@ -283,7 +286,7 @@ def window_facts(
         for measure in MEASURES
     }
     second_body = _second_request(filters, needed)
-    second = client.search(index, second_body, request_cache="true")["aggregations"] if second_body else {}
+    second = client.search(index, second_body, request_cache=cache)["aggregations"] if second_body else {}
 
     for finest, tally in finest_tallies.items():
         for level, key in levels_of(finest):

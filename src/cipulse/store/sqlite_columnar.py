@@ -1,9 +1,11 @@
 """Fast window facts: an in-memory columnar projection of the jobs table, refreshed incrementally.
 
-SQLite answers a window with one sort per group level, so latency grows with the jobs in the window
-(about a second per level for 300k jobs here). This projection keeps the ten small facts columns of every
-job as numpy arrays (about 40 bytes per job) and computes the same count and percentile rows with
-vectorised sorts. It stays exact and current without rescanning the table:
+SQLite answers a window with one sort per group level and measure, so latency grows with the jobs in the
+window (tens of seconds for 330k jobs on a busy 2-core machine, see bench/bench_store.py). This projection
+keeps the small facts columns of every job as numpy arrays (about 40 bytes per job) and computes the same
+count and percentile rows with linear-time counting (`np.bincount` tables), falling back to sorting only
+for very large group x value spaces. Loading it costs one scan of the jobs table per process; after that
+it stays exact and current without rescanning:
 
 - every job row has an AUTOINCREMENT ``seq``, and an overwrite (INSERT OR REPLACE) deletes the old row
   and inserts a new one with a larger ``seq``; so rows with ``seq`` above the last one seen are the new
@@ -108,6 +110,7 @@ class ColumnarFacts:
         self.job_repo: list[int] = []  # job id -> repository id
         self.job_workflow: list[int] = []  # job id -> workflow id
         self.size = 0
+        self._last_selection: tuple[Any, IntArray] | None = None
         self._storage = {name: np.zeros(0, dtype=dtype) for name, dtype in _COLUMNS.items()}
         self._expose()
 
@@ -210,13 +213,18 @@ class ColumnarFacts:
     # -- queries --------------------------------------------------------------------------------------
 
     def _selection(self, start_us: int, end_us: int, repository: str | None) -> IntArray:
+        """Row positions in the window; remembered for the next call on the same data and window (the
+        count and percentile passes of one `window_facts` ask for the same selection)."""
+        key = (start_us, end_us, repository, self.size, self.last_seq, self.last_tombstone)
+        if self._last_selection is not None and self._last_selection[0] == key:
+            return self._last_selection[1]
         mask = self.alive & (self.window >= start_us) & (self.window < end_us)
         if repository is not None:
             repo_id = self.repos.ids.get(repository)
-            if repo_id is None:
-                return np.zeros(0, dtype=np.int64)
-            mask &= self.repo == repo_id
-        return np.flatnonzero(mask)
+            mask &= self.repo == (-2 if repo_id is None else repo_id)
+        selected = np.flatnonzero(mask)
+        self._last_selection = (key, selected)
+        return selected
 
     def _parents(self) -> tuple[IntArray, IntArray]:
         """Per job-group id: its repository id and its workflow id."""
