@@ -256,6 +256,7 @@ def measure(
     days: int = 90,
     seed: int = 2026,
     data_dir: Path | None = DEFAULT_DATA_DIR,
+    latency: bool = True,
 ) -> list[Row]:
     """(name, value, note) rows for each engine; every engine started here is stopped before returning."""
     end = start + timedelta(days=days)
@@ -274,7 +275,10 @@ def measure(
             measured += bench_ingest(engine, server.url, parsed, ingest_rounds)
             for row in measured:
                 console.print(" | ".join(row))  # partial results survive an interrupted run
-            latency = bench_latency(
+            if not latency:
+                rows += measured
+                continue
+            timings = bench_latency(
                 engine,
                 server.url,
                 lambda: batches(jobs, 5000),
@@ -283,9 +287,9 @@ def measure(
                 repeats,
                 naive_repeats,
             )
-            for row in latency:
+            for row in timings:
                 console.print(" | ".join(row))
-            rows += measured + latency
+            rows += measured + timings
     return rows
 
 
@@ -303,6 +307,7 @@ def main() -> None:
         "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="engine data kept between runs"
     )
     parser.add_argument("--fresh", action="store_true", help="temporary engine data, loaded from scratch")
+    parser.add_argument("--ingest-only", action="store_true", help="skip the window_facts latency part")
     args = parser.parse_args()
     rows = measure(
         engines=tuple(args.engines.split(",")),
@@ -312,6 +317,7 @@ def main() -> None:
         repeats=args.repeats,
         naive_repeats=args.naive_repeats,
         data_dir=None if args.fresh else args.data_dir,
+        latency=not args.ingest_only,
     )
     table = Table(title="cipulse search store benchmark")
     for column in ("measure", "value", "note"):

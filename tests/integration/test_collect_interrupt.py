@@ -67,11 +67,11 @@ def test_interrupted_sync_resumes_to_the_same_set(
             if round_number % 2 == 0:
                 sync = sync_once(target, store, monitor="m", budget=budget)
                 try:
-                    asyncio.run(asyncio.wait_for(sync, rng.uniform(0.1, 1.5)))
+                    asyncio.run(asyncio.wait_for(sync, rng.uniform(0.05, 0.8)))
                 except TimeoutError:
                     interrupted = True
             else:
-                crashing: Any = CrashingStore(store, fail_at=rng.randint(1, 8))
+                crashing: Any = CrashingStore(store, fail_at=rng.randint(1, 4))
                 try:
                     asyncio.run(sync_once(target, crashing, monitor="m", budget=budget))
                 except RuntimeError as error:

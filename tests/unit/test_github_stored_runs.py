@@ -59,3 +59,18 @@ def test_verified_runs_are_bounded() -> None:
         verified.add("o/r", run_id, T0)
     assert ("o/r", 0, T0) not in verified
     assert ("o/r", 2, T0) in verified
+
+
+def test_a_lost_delivery_for_an_earlier_attempt_is_noticed() -> None:
+    later = T0 + timedelta(hours=1)
+    stored = StoredRuns({})
+    # Attempt 1's `completed` delivery was lost: its record still says in_progress.
+    stored.remember([run(4, 1, "in_progress", T0), run(4, 2, "completed", later)], [])
+    assert stored.is_known(4, later)
+    assert not stored.is_known(4, later, completed=True)
+    missing_attempt = StoredRuns({})
+    missing_attempt.remember([run(5, 2, "completed", later)], [])  # no record of attempt 1 at all
+    assert not missing_attempt.is_known(5, later, completed=True)
+    whole = StoredRuns({})
+    whole.remember([run(6, 1, "completed", T0), run(6, 2, "completed", later)], [])
+    assert whole.is_known(6, later, completed=True)

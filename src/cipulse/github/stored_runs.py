@@ -22,6 +22,13 @@ class StoredRun:
     updated_at: datetime | None
     job_count: int
     open_jobs: int = 0
+    attempts_stored: int = 1
+    open_earlier_attempts: int = 0
+
+    @property
+    def attempts_complete(self) -> bool:
+        """A record for every attempt, and none of the earlier ones left unfinished (a lost delivery)."""
+        return self.attempts_stored == self.run_attempt and not self.open_earlier_attempts
 
 
 class StoredRuns:
@@ -41,23 +48,11 @@ class StoredRuns:
             for job in store.iter_jobs(repository):
                 counts[job.run_id] += 1
                 open_jobs[job.run_id] += job.status != "completed"
-        latest: dict[int, WorkflowRun] = {}
+        attempts: dict[int, list[WorkflowRun]] = {}
         run: WorkflowRun
         for run in iter_runs(repository):
-            if run.run_id not in latest or run.run_attempt > latest[run.run_id].run_attempt:
-                latest[run.run_id] = run
-        return cls(
-            {
-                run_id: StoredRun(
-                    run.run_attempt,
-                    run.status,
-                    run.updated_at,
-                    counts.get(run_id, 0),
-                    open_jobs.get(run_id, 0),
-                )
-                for run_id, run in latest.items()
-            }
-        )
+            attempts.setdefault(run.run_id, []).append(run)
+        return cls({run_id: _summary(runs, counts, open_jobs) for run_id, runs in attempts.items()})
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -65,25 +60,27 @@ class StoredRuns:
     def is_known(
         self, run_id: int, updated_at: datetime | None, job_count: int | None = None, completed: bool = False
     ) -> bool:
-        """Stored with the same update time (and job count); a completed run also needs no open jobs,
-        which catches a lost `workflow_job completed` delivery whose run's delivery did arrive."""
+        """Stored with the same update time (and job count); a completed run also needs no open jobs and
+        every attempt finished, which catches lost `completed` deliveries whose run's latest one arrived."""
         stored = self._runs.get(run_id)
         if stored is None or updated_at is None or stored.updated_at != updated_at:
             return False
-        if completed and stored.open_jobs:
+        if completed and (stored.open_jobs or not stored.attempts_complete):
             return False
         return job_count is None or stored.job_count == job_count
 
     def remember(self, runs: list[WorkflowRun], jobs: list[Job]) -> None:
-        """Record what this sync just wrote, so a later page listing the same run skips it."""
+        """Record what this sync just wrote (every attempt of a run together), so later pages skip it."""
         counts = Counter(job.run_id for job in jobs)
         open_jobs = Counter(job.run_id for job in jobs if job.status != "completed")
+        by_run: dict[int, list[WorkflowRun]] = {}
         for run in runs:
-            current = self._runs.get(run.run_id)
-            if current is None or run.run_attempt >= current.run_attempt:
-                self._runs[run.run_id] = StoredRun(
-                    run.run_attempt, run.status, run.updated_at, counts[run.run_id], open_jobs[run.run_id]
-                )
+            by_run.setdefault(run.run_id, []).append(run)
+        for run_id, attempts in by_run.items():
+            summary = _summary(attempts, counts, open_jobs)
+            current = self._runs.get(run_id)
+            if current is None or summary.run_attempt >= current.run_attempt:
+                self._runs[run_id] = summary
 
 
 class VerifiedRuns:
@@ -104,3 +101,18 @@ class VerifiedRuns:
 
     def __contains__(self, key: tuple[str, int, datetime | None]) -> bool:
         return key in self._seen
+
+
+def _summary(attempts: list[WorkflowRun], counts: Counter[int], open_jobs: Counter[int]) -> StoredRun:
+    latest = max(attempts, key=lambda run: run.run_attempt)
+    return StoredRun(
+        run_attempt=latest.run_attempt,
+        status=latest.status,
+        updated_at=latest.updated_at,
+        job_count=counts.get(latest.run_id, 0),
+        open_jobs=open_jobs.get(latest.run_id, 0),
+        attempts_stored=len({run.run_attempt for run in attempts}),
+        open_earlier_attempts=sum(
+            1 for run in attempts if run.run_attempt < latest.run_attempt and run.status != "completed"
+        ),
+    )

@@ -6,9 +6,10 @@ with ``GET /`` when the store opens. Layout and mappings: `search_mappings`; win
 Identity and exactly-once: every document's ``_id`` is its record key (`Job.key`, `WorkflowRun.key`), so
 replaying an upsert after a crash or an outage overwrites instead of duplicating. A record whose month
 changes between two upserts (a job first seen without a queue time, later with one) would otherwise exist
-in two monthly indices: each upsert looks its ids up in the other indices and deletes such stale copies in
-the same bulk request. Bulk writes are not transactional: after a failure, part of a batch may be written,
-which the retry overwrites. Rejected documents raise `BulkItemsFailed` naming every failed id.
+in two monthly indices: each upsert looks its ids up in the neighbouring indices and deletes such stale
+copies once the new versions are written. Bulk writes are not transactional: after a failure, part of a
+batch may be written, which the retry overwrites. Rejected documents raise `BulkItemsFailed` naming every
+failed id.
 
 Visibility: writes do not wait for a refresh (that would cap ingest at one batch per refresh interval);
 this store refreshes before its own next read instead, so a reader in this process always sees its writes,
@@ -23,7 +24,9 @@ deletion job so that retention means exactly the same thing on every engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any, Final
 
@@ -47,6 +50,7 @@ __all__ = ["BulkItemsFailed", "SearchRequestError", "SearchStore"]
 PAGE: Final = 2000
 ID_LOOKUP_CHUNK: Final = 5000
 MAX_UNREFRESHED: Final = 100_000
+BULK_CHUNK: Final = 500
 JOB_SORT: Final = [{"repository": "asc"}, {"job_id": "asc"}]
 RUN_SORT: Final = [{"repository": "asc"}, {"run_id": "asc"}, {"run_attempt": "asc"}]
 TRAINING_SORT: Final = [{"created_at": "asc"}, *RUN_SORT]
@@ -93,6 +97,8 @@ class SearchStore:
         # ids written since this store's last refresh, with their index: search cannot see them yet
         self._unrefreshed: dict[str, str] = {}
         self._dirty = False
+        # one thread looks up stale copies, one sends a bulk chunk, while the caller's thread encodes
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cipulse-search")
 
     @property
     def engine(self) -> str:
@@ -122,32 +128,53 @@ class SearchStore:
     # -- writes ---------------------------------------------------------------------------------------
 
     def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
-        actions = [
-            BulkAction("index", self.layout.run_index(run), run.key, run_document(run)) for run in runs
-        ]
-        actions += [
-            BulkAction("index", self.layout.job_index(job), job.key, job_document(job)) for job in jobs
-        ]
-        if not actions:
+        """Pipelined: while one chunk's _bulk request is in flight and the stale-copy lookup runs, the next
+        chunk is encoded, so Python's share of the work overlaps the engine's. Returns once every chunk
+        was acknowledged; rejected documents of all chunks are reported together."""
+        records: dict[str, tuple[str, WorkflowRun | Job]] = {}
+        for run in runs:
+            records[run.key] = (self.layout.run_index(run), run)
+        for job in jobs:  # one entry per id, the last one winning, as sequential upserts would
+            records[job.key] = (self.layout.job_index(job), job)
+        if not records:
             return
-        # one action per id, the last one winning (as sequential upserts would): two versions of a record
-        # in one batch must not land in two monthly indices
-        actions = list({action.doc_id: action for action in actions}.values())
-        stale = self._stale_copies(actions)
+        targets = {doc_id: index for doc_id, (index, _) in records.items()}
+        lookup = self._pool.submit(self._stale_copies, targets)
+        failures: dict[str, str] = {}
+        in_flight: Future[None] | None = None
+        stale: list[BulkAction] = []
         try:
-            self._client.bulk(actions + stale)
+            items = list(records.items())
+            for offset in range(0, len(items), BULK_CHUNK):
+                chunk = [
+                    BulkAction("index", index, doc_id, _encode(record))
+                    for doc_id, (index, record) in items[offset : offset + BULK_CHUNK]
+                ]
+                if in_flight is not None:
+                    _collect(in_flight, failures)
+                in_flight = self._pool.submit(self._client.bulk, chunk)
+            if in_flight is not None:
+                _collect(in_flight, failures)
+                in_flight = None
+            stale = lookup.result()
+            if stale:
+                _collect(self._pool.submit(self._client.bulk, stale), failures)
         finally:
+            if in_flight is not None:
+                wait([in_flight])  # never leave a request running behind the caller's back
+            wait([lookup])
             # even a failed bulk may have written part of the batch: the next read must refresh first
             self._dirty = True
             for action in stale:
                 if self._unrefreshed.get(action.doc_id) == action.index:
                     del self._unrefreshed[action.doc_id]
-            for action in actions:
-                self._unrefreshed[action.doc_id] = action.index
+            self._unrefreshed.update(targets)
+        if failures:
+            raise BulkItemsFailed(failures)
         if len(self._unrefreshed) > MAX_UNREFRESHED:  # bound the memory of a long ingest without reads
             self._refresh()
 
-    def _stale_copies(self, actions: Sequence[BulkAction]) -> list[BulkAction]:
+    def _stale_copies(self, target: Mapping[str, str]) -> list[BulkAction]:
         """Deletes for copies of these jobs that live in another monthly index than the one written now.
 
         Only jobs can move: a run's ``created_at`` is fixed by GitHub, while a job's window time changes
@@ -155,13 +182,12 @@ class SearchStore:
         the undated index, so the lookup covers the neighbouring months and the undated index (all job
         indices when the new version is itself undated).
         """
-        target = {action.doc_id: action.index for action in actions}
         stale = [
             BulkAction("delete", index, doc_id)
             for doc_id, index in self._unrefreshed.items()
             if doc_id in target and target[doc_id] != index
         ]
-        ids = [action.doc_id for action in actions if self.layout.is_job_index(action.index)]
+        ids = [doc_id for doc_id, index in target.items() if self.layout.is_job_index(index)]
         if not ids:
             return stale
         candidates = sorted(set().union(*(self.layout.job_neighbours(target[doc_id]) for doc_id in ids)))
@@ -215,6 +241,7 @@ class SearchStore:
         return deleted
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self._client.close()
 
     def __enter__(self) -> SearchStore:
@@ -334,6 +361,19 @@ class SearchStore:
             rates,
             request_cache=self._request_cache,
         )
+
+
+def _encode(record: WorkflowRun | Job) -> str:
+    document = run_document(record) if isinstance(record, WorkflowRun) else job_document(record)
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _collect(future: Future[None], failures: dict[str, str]) -> None:
+    """Wait for one bulk request; gather rejected ids (any other error propagates)."""
+    try:
+        future.result()
+    except BulkItemsFailed as error:
+        failures.update(error.failures)
 
 
 def _repository_query(repository: str | None) -> dict[str, Any] | None:

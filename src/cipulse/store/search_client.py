@@ -53,12 +53,12 @@ class EngineInfo:
 
 @dataclass(frozen=True, slots=True)
 class BulkAction:
-    """One line pair of a _bulk body: index (with a document) or delete."""
+    """One line pair of a _bulk body: index (with a document, or its JSON already encoded) or delete."""
 
     op: Literal["index", "delete"]
     index: str
     doc_id: str
-    document: Mapping[str, Any] | None = None
+    document: Mapping[str, Any] | str | None = None
 
 
 class SearchClient:
@@ -146,10 +146,11 @@ class SearchClient:
     # -- documents ------------------------------------------------------------------------------------
 
     def bulk(self, actions: Sequence[BulkAction], *, refresh: bool = False) -> None:
-        """Apply every action or raise: transient rejections (429/503 per item) are retried with backoff,
-        then reported as `StoreUnavailable`; permanent ones raise `BulkItemsFailed` with every failed id.
-        Deleting a missing document is not a failure."""
+        """Apply every action or raise. Transient rejections (429/503 per item) are retried with backoff
+        and reported as `StoreUnavailable` if they persist; permanent ones raise `BulkItemsFailed` naming
+        every failed id once the rest is written. Deleting a missing document is not a failure."""
         pending = list(actions)
+        failures: dict[str, str] = {}
         delay = 0.2
         for attempt in range(BULK_RETRIES + 1):
             answer = self.request(
@@ -158,31 +159,29 @@ class SearchClient:
                 content=_bulk_body(pending),
                 params={"refresh": "true" if refresh else "false"},
             )
-            if not answer.get("errors"):
-                return
             transient: list[BulkAction] = []
-            failures: dict[str, str] = {}
-            for action, item in zip(pending, answer["items"], strict=True):
-                result = item.get(action.op, {})
-                status = int(result.get("status", 500))
-                if "error" not in result or (action.op == "delete" and status == 404):
-                    continue
-                if status in TRANSIENT_STATUSES:
-                    transient.append(action)
-                else:
-                    failures[action.doc_id] = _reason(result["error"])
-            if failures:
-                raise BulkItemsFailed(failures)
+            if answer.get("errors"):
+                for action, item in zip(pending, answer["items"], strict=True):
+                    result = item.get(action.op, {})
+                    status = int(result.get("status", 500))
+                    if "error" not in result or (action.op == "delete" and status == 404):
+                        continue
+                    if status in TRANSIENT_STATUSES:
+                        transient.append(action)
+                    else:
+                        failures[action.doc_id] = _reason(result["error"])
             if not transient:
+                if failures:
+                    raise BulkItemsFailed(failures)
                 return
-            if attempt == BULK_RETRIES:
-                break
-            pending = transient
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            if attempt < BULK_RETRIES:
+                pending = transient
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        rejected = f"; {len(failures)} more were refused outright" if failures else ""
         raise StoreUnavailable(
-            f"search engine at {self.url} kept rejecting {len(pending)} document(s) as overloaded or "
-            f"not ready, e.g. {pending[0].doc_id}"
+            f"search engine at {self.url} kept rejecting {len(transient)} document(s) as overloaded or "
+            f"not ready, e.g. {transient[0].doc_id}{rejected}"
         )
 
     def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
@@ -234,8 +233,10 @@ class SearchClient:
 def _bulk_body(actions: Sequence[BulkAction]) -> bytes:
     lines: list[str] = []
     for action in actions:
-        lines.append(json.dumps({action.op: {"_index": action.index, "_id": action.doc_id}}))
-        if action.op == "index":
+        lines.append(f'{{"{action.op}":{{"_index":"{action.index}","_id":{json.dumps(action.doc_id)}}}}}')
+        if isinstance(action.document, str):
+            lines.append(action.document)
+        elif action.op == "index":
             lines.append(json.dumps(action.document, separators=(",", ":")))
     return ("\n".join(lines) + "\n").encode()
 
