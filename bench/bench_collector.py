@@ -35,6 +35,7 @@ from cipulse.github.etag_cache import EtagCache
 from cipulse.github.sync import SyncTarget, sync_once
 from cipulse.github.webhook_server import serving_receiver
 from cipulse.github.webhooks import WebhookReceiver
+from cipulse.records import WorkflowRun
 from cipulse.store.sqlite import SqliteStore
 
 MODES = ("graphql", "graphql+rest", "webhooks")
@@ -123,6 +124,19 @@ def target(emulator: Emulator, repo: str, mode: str) -> SyncTarget:
     return SyncTarget(repo, api_url=emulator.api_url, token=emulator.token, mode=mode, since=SINCE)
 
 
+NOTES: list[str] = []
+
+
+def earlier_attempts_note(mode: str, runs: list[WorkflowRun]) -> str:
+    """How many earlier attempts' run records a mode stored, and how many of them lack conclusion/times."""
+    latest: dict[int, int] = {}
+    for run in runs:
+        latest[run.run_id] = max(latest.get(run.run_id, 0), run.run_attempt)
+    earlier = [run for run in runs if run.run_attempt < latest[run.run_id]]
+    unknown = sum(1 for run in earlier if run.conclusion is None and run.updated_at is None)
+    return f"{mode}: {len(earlier)} earlier-attempt run records, {unknown} with conclusion and times unknown"
+
+
 def full_sync(jobs: int, workdir: Path, progress: Progress) -> dict[str, tuple[int, int, int, float, int]]:
     repo = "octo-org/bench-monorepo"
     results: dict[str, tuple[int, int, int, float, int]] = {}
@@ -142,6 +156,7 @@ def full_sync(jobs: int, workdir: Path, progress: Progress) -> dict[str, tuple[i
                         emulator.deliver_webhooks_for(repo, url, SECRET, lose=0.01, seed=1, concurrency=8)
                 points, rest, not_modified, seconds = units(emulator, run)
                 assert store.count_jobs(repo) == truth, (mode, store.count_jobs(repo), truth)
+                NOTES.append(earlier_attempts_note(mode, list(store.iter_runs(repo))))
                 results[mode] = (points, rest, not_modified, seconds, truth)
             progress.advance(task)
         baseline = RestOnlyCollector(emulator)
@@ -246,6 +261,8 @@ def main() -> None:
         f"goal (b) nothing-new sweep >= 10x fewer: graphql {base_sweep / max(1, graphql_sweep):.1f}x, "
         f"worst cipulse mode {base_sweep / max(1, worst_sweep):.1f}x"
     )
+    for note in NOTES:
+        console.print(note)
     complete = sum(full[BASELINE_ATTEMPTS][:2])
     for mode in ("graphql+rest", "webhooks"):
         spent = sum(full[mode][:2])

@@ -40,6 +40,7 @@ from cipulse.store.synthetic import Batch, generate
 
 console = Console()
 # Engine data kept between runs, so the million-job index is loaded once (delete the folder to reload).
+WRITER = "bench/writer"
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "cipulse" / "bench" / "search"
 Row = tuple[str, str, str]
 
@@ -151,6 +152,7 @@ def bench_latency(
 ) -> list[Row]:
     prefix = f"bench-latency-{jobs}"
     store = SearchStore(url, index_prefix=prefix)
+    delete_repository(store, WRITER)  # left behind by an interrupted run
     if store.count_jobs() != jobs:  # not loaded by an earlier run into the same data directory
         with progress() as bar:
             task = bar.add_task(f"{engine}: storing {jobs:,} jobs", total=jobs)
@@ -198,7 +200,7 @@ def bench_latency(
 def with_writes(store: SearchStore, start: datetime, end: datetime, repeats: int, engine: str) -> list[float]:
     """A collector keeps writing: 500 jobs of a separate repository land before each call (spread over
     every month, so every index refreshes); they are deleted again afterwards, keeping the cached data."""
-    writer = "bench/writer"
+    writer = WRITER
     writes = iter(
         list(
             generate(seed=7, jobs=500 * repeats, start=start, days=30, repositories=(writer,), batch_jobs=500)

@@ -8,7 +8,7 @@ Missing identity fields raise PayloadError so a bad payload is reported, never h
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cipulse.records import Job, Step, WorkflowRun, parse_time
@@ -125,6 +125,22 @@ def run_from_rest(payload: Mapping[str, Any], repository: str | None = None) -> 
         pull_request_numbers=tuple(
             int(pr["number"]) for pr in pull_requests if isinstance(pr, Mapping) and "number" in pr
         ),
+    )
+
+
+def earlier_attempt(latest: WorkflowRun, attempt: int) -> WorkflowRun:
+    """An earlier, finished attempt of a run, from its latest attempt's record, without a request.
+
+    Exact: the facts GitHub keeps per run, which a re-run does not change (id, number, workflow, event,
+    commit, branch, creation time, the actor who started the run, pull requests), and `status` (GitHub
+    only re-runs a completed attempt). Unknown, hence None: the attempt's `conclusion`, `run_started_at`
+    and `updated_at`, which only `/actions/runs/{id}/attempts/{n}` or a `workflow_run` delivery report. Its
+    jobs, with their own conclusions and times, are exact (`jobs?filter=all`).
+    """
+    if not 1 <= attempt < latest.run_attempt:
+        raise ValueError(f"attempt {attempt} is not earlier than attempt {latest.run_attempt}")
+    return replace(
+        latest, run_attempt=attempt, status="completed", conclusion=None, run_started_at=None, updated_at=None
     )
 
 

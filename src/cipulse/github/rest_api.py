@@ -66,9 +66,12 @@ async def get_run(client: GitHubClient, repository: str, run_id: int) -> dict[st
 async def _runs_page(
     client: GitHubClient, repository: str, start: datetime, end: datetime, page: int
 ) -> tuple[int, list[dict[str, Any]]]:
+    # Not conditional: the window ends at the time of the sync, so this URL is never asked again and
+    # remembering its answer for a 304 would only hold memory.
     answer = await client.rest_get(
         f"/repos/{repository}/actions/runs",
         {"created": f"{_stamp(start)}..{_stamp(end)}", "per_page": PAGE_SIZE, "page": page},
+        conditional=False,
     )
     data = answer.data if isinstance(answer.data, dict) else {}
     return int(data.get("total_count") or 0), list(data.get("workflow_runs") or [])

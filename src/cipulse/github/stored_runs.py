@@ -24,6 +24,8 @@ class StoredRun:
     open_jobs: int = 0
     attempts_stored: int = 1
     open_earlier_attempts: int = 0
+    completed_attempts: frozenset[int] = frozenset()
+    stored_attempts: frozenset[int] = frozenset()
 
     @property
     def attempts_complete(self) -> bool:
@@ -69,16 +71,26 @@ class StoredRuns:
             return False
         return job_count is None or stored.job_count == job_count
 
+    def completed_attempts(self, run_id: int) -> frozenset[int]:
+        """Attempts of the run stored as completed: a finished attempt never changes, so is not re-fetched."""
+        stored = self._runs.get(run_id)
+        return stored.completed_attempts if stored is not None else frozenset()
+
+    def stored_attempts(self, run_id: int) -> frozenset[int]:
+        stored = self._runs.get(run_id)
+        return stored.stored_attempts if stored is not None else frozenset()
+
     def remember(self, runs: list[WorkflowRun], jobs: list[Job]) -> None:
-        """Record what this sync just wrote (every attempt of a run together), so later pages skip it."""
+        """Record what this sync just wrote (the attempts it wrote, added to those already stored), so
+        later pages skip it."""
         counts = Counter(job.run_id for job in jobs)
         open_jobs = Counter(job.run_id for job in jobs if job.status != "completed")
         by_run: dict[int, list[WorkflowRun]] = {}
         for run in runs:
             by_run.setdefault(run.run_id, []).append(run)
         for run_id, attempts in by_run.items():
-            summary = _summary(attempts, counts, open_jobs)
             current = self._runs.get(run_id)
+            summary = _summary(attempts, counts, open_jobs, current)
             if current is None or summary.run_attempt >= current.run_attempt:
                 self._runs[run_id] = summary
 
@@ -103,16 +115,27 @@ class VerifiedRuns:
         return key in self._seen
 
 
-def _summary(attempts: list[WorkflowRun], counts: Counter[int], open_jobs: Counter[int]) -> StoredRun:
+def _summary(
+    attempts: list[WorkflowRun],
+    counts: Counter[int],
+    open_jobs: Counter[int],
+    earlier: StoredRun | None = None,
+) -> StoredRun:
+    """The run's state from these attempt records, on top of what was stored before (`earlier`)."""
     latest = max(attempts, key=lambda run: run.run_attempt)
+    written = {run.run_attempt for run in attempts}
+    stored = written | (earlier.stored_attempts if earlier is not None else frozenset())
+    completed = {run.run_attempt for run in attempts if run.status == "completed"}
+    if earlier is not None:
+        completed |= earlier.completed_attempts - written
     return StoredRun(
         run_attempt=latest.run_attempt,
         status=latest.status,
         updated_at=latest.updated_at,
         job_count=counts.get(latest.run_id, 0),
         open_jobs=open_jobs.get(latest.run_id, 0),
-        attempts_stored=len({run.run_attempt for run in attempts}),
-        open_earlier_attempts=sum(
-            1 for run in attempts if run.run_attempt < latest.run_attempt and run.status != "completed"
-        ),
+        attempts_stored=len(stored),
+        open_earlier_attempts=sum(1 for n in stored if n < latest.run_attempt and n not in completed),
+        completed_attempts=frozenset(completed),
+        stored_attempts=frozenset(stored),
     )

@@ -3,7 +3,9 @@
 Modes (what each costs is measured by bench/bench_collector.py):
 - "graphql": runs, jobs of every attempt and steps from GraphQL; queue times estimated (marked so).
 - "graphql+rest": a one-point GraphQL look for anything new; new runs then come from REST date windows and
-  their jobs from REST `jobs?filter=all`, which has exact queue times, runners and attempts.
+  their jobs from REST `jobs?filter=all`, which has exact queue times, runners and attempts. An earlier
+  attempt first seen after it was re-run gets a run record without conclusion and times (the jobs of
+  every attempt are exact); one seen while it was the latest, or delivered by a webhook, keeps its own.
 - "webhooks": deliveries write the records (see webhooks.py); this sync reconciles: the GraphQL listing
   finds runs the store lacks or holds stale, and only those are fetched over REST.
 
@@ -35,7 +37,13 @@ from cipulse.github.graphql_runs import ListedRun, RunPage, list_runs
 from cipulse.github.listing_batch import batcher_for
 from cipulse.github.page_sizes import PageSizes
 from cipulse.github.parse_graphql import records_from_graphql
-from cipulse.github.parse_rest import PayloadError, WorkflowRef, job_from_rest, run_from_rest
+from cipulse.github.parse_rest import (
+    PayloadError,
+    WorkflowRef,
+    earlier_attempt,
+    job_from_rest,
+    run_from_rest,
+)
 from cipulse.github.stored_runs import StoredRuns, VerifiedRuns
 from cipulse.records import Job, WorkflowRun, parse_time
 from cipulse.store.base import Store, Watermark
@@ -331,7 +339,12 @@ async def _gather_limited(calls: Iterable[Callable[[], Awaitable[Any]]]) -> list
 
 
 async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) -> None:
-    """Jobs (every attempt) and earlier attempts of these runs over REST, written run by run."""
+    """Jobs (every attempt) and earlier attempts of these runs, written run by run.
+
+    `jobs?filter=all` has every attempt's jobs with exact times. An earlier attempt's run record is kept
+    if already stored finished, fetched if stored unfinished, else built from the latest attempt's
+    record (see `earlier_attempt`: its conclusion and times stay unknown): one request per re-run attempt
+    would cost more than the whole job listing's savings."""
     repository = session.target.repository
 
     async def one(payload: dict[str, Any]) -> None:
@@ -341,19 +354,24 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
         except PayloadError as exc:
             log.warning("skipped a malformed run in %s: %s", repository, exc)
             return
-        earlier = [
-            await session.client.rest_get(
+        runs = [latest]
+        finished = session.stored.completed_attempts(run_id)
+        stored = session.stored.stored_attempts(run_id)
+        for attempt in range(1, latest.run_attempt):
+            if attempt in finished:
+                continue  # a finished attempt never changes: the stored record stays
+            if attempt not in stored:
+                runs.append(earlier_attempt(latest, attempt))
+                continue
+            # Stored while it was still running: only GitHub has how it ended.
+            answer = await session.client.rest_get(
                 f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}", conditional=False
             )
-            for attempt in range(1, latest.run_attempt)
-        ]
-        job_payloads = await rest_api.list_jobs(session.client, repository, run_id)
-        runs = [latest]
-        for answer in earlier:
             try:
                 runs.append(run_from_rest(answer.data, repository))
             except PayloadError as exc:
                 log.warning("skipped an attempt of run %d: %s", run_id, exc)
+        job_payloads = await rest_api.list_jobs(session.client, repository, run_id)
         jobs = []
         for job_payload in job_payloads:
             try:

@@ -22,7 +22,8 @@ def up(
     store: str | None = typer.Option(
         None,
         "--store",
-        help="Store URL (sqlite:///path.db or http(s)://search-host). Default ./.cipulse/cipulse.db.",
+        help="Store URL (sqlite:///path.db or http(s)://search-host). "
+        "Default: ./.cipulse/cipulse.db in a checkout, else ~/.local/share/cipulse/cipulse.db.",
     ),
     rounds: int | None = typer.Option(None, "--rounds", min=1, help="Stop after this many rounds of polls."),
     metrics_port: int = typer.Option(
@@ -40,7 +41,12 @@ def up(
     from cipulse.standalone.up import UpOptions, run_up
 
     options = UpOptions(
-        monitors_file=file, store_url=store, rounds=rounds, metrics_port=metrics_port, seed=seed
+        monitors_file=file,
+        store_url=store,
+        rounds=rounds,
+        metrics_port=metrics_port,
+        seed=seed,
+        max_concurrent_polls=max_concurrent_polls,
     )
     try:
         code = asyncio.run(run_up(options))

@@ -195,7 +195,13 @@ class SearchStore:
             chunk = ids[offset : offset + ID_LOOKUP_CHUNK]
             answer = self._client.search(
                 ",".join(candidates),
-                {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}},
+                {
+                    "size": len(chunk),
+                    "_source": False,
+                    "track_total_hits": False,
+                    "sort": ["_doc"],  # no scoring, no ranking: just where these ids live
+                    "query": {"bool": {"filter": {"ids": {"values": chunk}}}},
+                },
                 filter_path="hits.hits._index,hits.hits._id",
             )
             for hit in answer.get("hits", {}).get("hits", []):

@@ -6,7 +6,8 @@ Two search requests, each one pass over the window's documents:
    sums, billable minutes per runner label set, and histograms of durations and queue times in
    `BUCKET_SECONDS` wide buckets. Everything here adds up, so Python rolls the finest groups up to every
    level (`GroupTally.merge`, histograms summed) and learns which bucket holds each group's p50/p90/p95.
-2. Per level, exact (value, count) pairs, but only for documents inside those needed buckets.
+2. Exact (value, count) pairs per group of every level, only for documents inside the needed buckets
+   (a ``range`` aggregation picks them).
 
 cipulse's percentiles are exact nearest-rank ones (`metrics.percentiles`), which the engines' t-digest/HDR
 ``percentiles`` aggregations do not compute. A group's value counts are made of its exact values inside the
@@ -184,31 +185,35 @@ def _first_request(filters: list[dict[str, Any]]) -> dict[str, Any]:
 def _second_request(
     filters: list[dict[str, Any]], needed: Mapping[Measure, Mapping[Level, set[int]]]
 ) -> dict[str, Any] | None:
+    """Per measure and level, a ``range`` aggregation over that level's needed buckets (a binary search
+    per document, far cheaper than a filter of many ranges), with the level's groups and their exact
+    value counts under it. One union per level, not per request, keeps the bucket count bounded."""
     aggregations: dict[str, Any] = {}
     for measure in MEASURES:
         field = MEASURE_FIELD[measure]
         per_level: dict[str, Any] = {}
         for level, fields in LEVEL_FIELDS.items():
             lowers = sorted(needed[measure].get(level, set()))
-            if not lowers:
-                continue
-            in_needed = {
-                "bool": {
-                    "should": [
-                        {"range": {field: {"gte": low, "lt": low + BUCKET_SECONDS}}} for low in lowers
-                    ],
-                    "minimum_should_match": 1,
-                }
-            }
-            per_level[level] = {
-                "filter": in_needed,
-                "aggs": nested_terms(fields, {"values": _histogram(field, 1)}),
-            }
+            if lowers:
+                ranges = [{"from": low, "to": low + BUCKET_SECONDS} for low in lowers]
+                leaf = nested_terms(fields, {"values": _histogram(field, 1)})
+                per_level[level] = {"range": {"field": field, "ranges": ranges}, "aggs": leaf}
         if per_level:
             aggregations[measure] = {"filter": measure_filter(measure), "aggs": per_level}
     if not aggregations:
         return None
     return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggregations}
+
+
+def _read_second(answer: Mapping[str, Any], measure: Measure, level: Level) -> dict[GroupKey, Counter[int]]:
+    """Exact value counts per group of one level, summed over the (disjoint) needed ranges."""
+    exact: dict[GroupKey, Counter[int]] = {}
+    if level not in answer.get(measure, {}):
+        return exact
+    for needed_range in answer[measure][level]["buckets"]:
+        for values, leaf in walk(needed_range, len(LEVEL_FIELDS[level])):
+            exact.setdefault(group_key(level, values), Counter()).update(_histogram_counts(leaf["values"]))
+    return exact
 
 
 def _histogram_counts(histogram: Mapping[str, Any]) -> Counter[int]:
@@ -278,9 +283,10 @@ def window_facts(
         for finest, counts in finest_histograms[measure].items():
             for level, key in levels_of(finest):
                 histograms[measure][level].setdefault(key, Counter()).update(counts)
+    # one union of needed buckets per level: a group ignores its neighbours' buckets (`mix_counts`)
     needed = {
         measure: {
-            level: set().union(*(needed_buckets(counts) for counts in groups.values()))
+            level: {lower for counts in groups.values() for lower in needed_buckets(counts)}
             for level, groups in histograms[measure].items()
         }
         for measure in MEASURES
@@ -293,13 +299,8 @@ def window_facts(
             target = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
             target.merge(tally)
     for measure in MEASURES:
-        for level, fields in LEVEL_FIELDS.items():
-            exact: dict[GroupKey, Counter[int]] = {}
-            if level in second.get(measure, {}):
-                exact = {
-                    group_key(level, values): _histogram_counts(leaf["values"])
-                    for values, leaf in walk(second[measure][level], len(fields))
-                }
+        for level in LEVEL_FIELDS:
+            exact = _read_second(second, measure, level)
             for key, buckets in histograms[measure][level].items():
                 mixed = mix_counts(buckets, exact.get(key, Counter()), needed_buckets(buckets))
                 target = overall if level == "all" else by_level[level][key]
