@@ -34,8 +34,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VERSIONS_FILE = REPO_ROOT / "scripts" / "versions.env"
+from tests.services.versions import cache_root, read_versions
+
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
@@ -56,22 +56,9 @@ class KubectlError(subprocess.CalledProcessError):
         return f"{super().__str__()}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
-def read_versions() -> dict[str, str]:
-    """KEY=VALUE pairs of scripts/versions.env, with $HOME expanded the way the shell scripts see them."""
-    values: dict[str, str] = {}
-    for raw in VERSIONS_FILE.read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = os.path.expandvars(value.strip())
-    return values
-
-
 def binaries_dir() -> Path:
     """Where 10-kube.sh puts etcd, kube-apiserver, kubectl and helm for the pinned Kubernetes version."""
-    versions = read_versions()
-    root = os.environ.get("CIPULSE_CACHE_DIR") or versions.get("CACHE_DIR_DEFAULT") or "~/.cache/cipulse"
-    return Path(root).expanduser() / "kube" / versions["KUBE_VERSION"] / "bin"
+    return cache_root() / "kube" / read_versions()["KUBE_VERSION"] / "bin"
 
 
 def _required_binary(name: str) -> Path:

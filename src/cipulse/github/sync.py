@@ -343,8 +343,8 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
 
     `jobs?filter=all` has every attempt's jobs with exact times. An earlier attempt's run record is kept
     if already stored finished, fetched if stored unfinished, else built from the latest attempt's
-    record (see `earlier_attempt`: its conclusion and times stay unknown): one request per re-run attempt
-    would cost more than the whole job listing's savings."""
+    record (see `earlier_attempt`: its conclusion and times stay unknown), because a request per earlier
+    attempt would make exact queue times cost more than a REST-only collector's run and job listing."""
     repository = session.target.repository
 
     async def one(payload: dict[str, Any]) -> None:
