@@ -86,3 +86,33 @@ def test_a_durable_entry_replaced_by_a_too_large_answer_leaves_the_file(tmp_path
     cache.put("w", "e1", {"workflows": []}, durable=True)
     cache.put("w", "e2", _runs_page(2), durable=True)
     assert EtagCache(path).get("w") is None
+
+
+def _unwritable_directory(tmp_path: Path) -> Path:
+    """A directory where no file can be created: a read-only one, or /sys when running as root (which
+    writes through any mode bits)."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    directory.chmod(0o555)
+    try:
+        (directory / "probe").write_text("")
+    except OSError:
+        return directory
+    return Path("/sys")
+
+
+def test_a_read_only_cache_directory_costs_only_the_saved_requests(tmp_path: Path) -> None:
+    directory = _unwritable_directory(tmp_path)
+    before = set(directory.iterdir())
+    cache = EtagCache(directory / "etags.json")
+    page = _runs_page(3)
+    cache.put("u", 'W/"3"', page, durable=True)  # saving fails: logged, never raised
+    assert cache.get("u") == ('W/"3"', page)
+    assert set(directory.iterdir()) == before
+
+
+def test_a_file_in_place_of_the_cache_directory_costs_only_the_saved_requests(tmp_path: Path) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    cache = EtagCache(tmp_path / "not-a-directory" / "etags.json")
+    cache.put("u", 'W/"4"', _runs_page(4), durable=True)
+    assert cache.get("u") == ('W/"4"', _runs_page(4))

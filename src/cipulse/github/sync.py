@@ -11,7 +11,13 @@ Modes (what each costs is measured by bench/bench_collector.py):
 
 The watermark is the creation time from which runs may still be incomplete. It is written only after
 the records up to it are stored, so an interrupted sync is simply run again: the records it already wrote
-are recognised (stored_runs.py) and upserts by identity never duplicate.
+are recognised (stored_runs.py) and upserts by identity never duplicate. It trails the newest run seen by
+LISTING_OVERLAP (a run created just before it may not be listable yet; stored runs re-listed cost nothing
+but the listing) and stays at the oldest run that could not be parsed, so that run is tried again.
+
+A run's jobs are written before its run record, in a separate upsert: stores need not write both
+atomically (the search store sends them in separate bulk requests), and a run record in the store then
+always means its jobs are there too, so a run recognised as stored never has jobs missing after a crash.
 
 Known limit: GitHub lists runs by creation time only, so a re-run started long after a run was created
 and settled (older than the watermark) is seen by webhooks, not by polling.
@@ -53,6 +59,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["graphql", "graphql+rest", "webhooks"]
 MODES: tuple[str, ...] = ("graphql", "graphql+rest", "webhooks")
 REST_CONCURRENCY = 8
+LISTING_OVERLAP = timedelta(minutes=5)
 
 Progress = Callable[[int, int], None]
 """Called with (runs written so far, jobs written so far)."""
@@ -87,6 +94,9 @@ class SyncResult:
     graphql_points: int
     rest_requests: int
     rest_not_modified: int = 0
+    skipped: int = 0
+    """Runs left out because GitHub's answer for them could not be parsed; the watermark stays at the
+    oldest of them, so every sync tries them again."""
 
 
 @dataclass
@@ -103,6 +113,8 @@ class _Session:
     jobs_written: int = 0
     newest_seen: datetime | None = None
     oldest_incomplete: datetime | None = None
+    oldest_skipped: datetime | None = None
+    skipped: int = 0
 
     def see(self, created_at: datetime, completed: bool) -> None:
         if self.newest_seen is None or created_at > self.newest_seen:
@@ -110,10 +122,22 @@ class _Session:
         if not completed and (self.oldest_incomplete is None or created_at < self.oldest_incomplete):
             self.oldest_incomplete = created_at
 
+    def skip(self, created_at: datetime | None, what: str, error: Exception) -> None:
+        """A run left out: counted, and the watermark held at it (at the floor when its time is unknown)."""
+        log.warning("skipped %s in %s: %s", what, self.target.repository, error)
+        self.skipped += 1
+        held = created_at if created_at is not None else self.floor
+        if self.oldest_skipped is None or held < self.oldest_skipped:
+            self.oldest_skipped = held
+
     def write(self, runs: list[WorkflowRun], jobs: list[Job]) -> None:
+        """Jobs first, then run records (see the module docstring)."""
         if not runs and not jobs:
             return
-        self.store.upsert(runs, jobs)
+        if jobs:
+            self.store.upsert([], jobs)
+        if runs:
+            self.store.upsert(runs, [])
         self.stored.remember(runs, jobs)
         self.runs_written += len(runs)
         self.jobs_written += len(jobs)
@@ -121,9 +145,11 @@ class _Session:
             self.progress(self.runs_written, self.jobs_written)
 
     def next_watermark(self) -> datetime:
-        if self.oldest_incomplete is not None:
-            return self.oldest_incomplete
-        return max(self.floor, self.newest_seen or self.floor)
+        mark = self.floor if self.newest_seen is None else max(self.floor, self.newest_seen - LISTING_OVERLAP)
+        for held in (self.oldest_incomplete, self.oldest_skipped):
+            if held is not None:
+                mark = min(mark, held)
+        return mark
 
 
 _verified: weakref.WeakKeyDictionary[RateBudget, VerifiedRuns] = weakref.WeakKeyDictionary()
@@ -190,6 +216,7 @@ async def sync_once(
         graphql_points=usage.graphql_points,
         rest_requests=usage.rest_requests,
         rest_not_modified=usage.rest_not_modified,
+        skipped=session.skipped,
     )
 
 
@@ -253,7 +280,7 @@ async def _sync_graphql(session: _Session, workflows: list[WorkflowRef], *, firs
                     listed.check_runs or [],
                 )
             except (PayloadError, KeyError, TypeError, ValueError) as exc:
-                log.warning("skipped a malformed run in %s: %s", target.repository, exc)
+                session.skip(listed.created_at, f"malformed run {listed.run_id}", exc)
                 continue
             runs.extend(new_runs)
             jobs.extend(new_jobs)
@@ -271,13 +298,19 @@ async def _sync_graphql_rest(session: _Session, workflows: list[WorkflowRef], *,
     ):
         if payload.get("workflow_id") not in workflow_ids:
             continue
-        created = parse_time(payload.get("created_at"))
-        if created is None:
+        try:
+            created = parse_time(payload.get("created_at"))
+            run_id = int(payload["id"])
+            updated = parse_time(payload.get("updated_at"))
+            if created is None:
+                raise PayloadError("listed run has no created_at")
+        except (PayloadError, KeyError, TypeError, ValueError) as exc:
+            session.skip(_created_or_none(payload), "a malformed listed run", exc)
             continue
         session.see(created, payload.get("status") == "completed")
         if not _matches(session.target.branches, payload.get("head_branch")):
             continue
-        if session.stored.is_known(int(payload["id"]), parse_time(payload.get("updated_at"))):
+        if session.stored.is_known(run_id, updated):
             continue
         pending.append(payload)
         if len(pending) >= REST_CONCURRENCY * 4:
@@ -326,6 +359,13 @@ async def _sync_reconcile(session: _Session, workflows: list[WorkflowRef], *, fi
         await _fetch_rest_runs(session, payloads)
 
 
+def _created_or_none(payload: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_time(payload.get("created_at"))
+    except (TypeError, ValueError):
+        return None
+
+
 async def _gather_limited(calls: Iterable[Callable[[], Awaitable[Any]]]) -> list[Any]:
     """Run the calls a few at a time; a call starts only when a slot frees up, so cancelling the whole
     gather never leaves created-but-unawaited coroutines behind."""
@@ -348,11 +388,11 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
     repository = session.target.repository
 
     async def one(payload: dict[str, Any]) -> None:
-        run_id = int(payload["id"])
         try:
+            run_id = int(payload["id"])
             latest = run_from_rest(payload, repository)
-        except PayloadError as exc:
-            log.warning("skipped a malformed run in %s: %s", repository, exc)
+        except (PayloadError, KeyError, TypeError, ValueError) as exc:
+            session.skip(_created_or_none(payload), "a malformed run", exc)
             return
         runs = [latest]
         finished = session.stored.completed_attempts(run_id)
@@ -370,14 +410,17 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
             try:
                 runs.append(run_from_rest(answer.data, repository))
             except PayloadError as exc:
-                log.warning("skipped an attempt of run %d: %s", run_id, exc)
+                session.skip(latest.created_at, f"run {run_id} (attempt {attempt} is malformed)", exc)
+                return
         job_payloads = await rest_api.list_jobs(session.client, repository, run_id)
         jobs = []
         for job_payload in job_payloads:
             try:
                 jobs.append(job_from_rest(repository, job_payload, latest.workflow_name))
             except PayloadError as exc:
-                log.warning("skipped a malformed job of run %d: %s", run_id, exc)
+                # Nothing of the run is written: stored without this job, it would pass for complete.
+                session.skip(latest.created_at, f"run {run_id} (a job is malformed)", exc)
+                return
         session.write(runs, jobs)
         verified_runs_for(session.client.budget).add(repository, run_id, latest.updated_at)
 

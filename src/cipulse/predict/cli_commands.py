@@ -43,10 +43,11 @@ def train(
     from cipulse.predict.commands import load_projects
     from cipulse.predict.progress import fit_progress
     from cipulse.predict.trainjob import fits_needed, train_artifact
+    from cipulse.store.base import StoreUnavailable
 
     try:
         projects = load_projects(csv, store, repository, git_dir)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, StoreUnavailable) as error:
         typer.echo(f"cipulse train: {error}", err=True)
         raise typer.Exit(2) from None
     if project:
@@ -88,11 +89,14 @@ def evaluate(
 ) -> None:
     """Evaluate chronologically (10 folds; train on 1..k-1, test on k for k=6..10) against baselines."""
     from cipulse.predict.commands import run_evaluate
+    from cipulse.redact import redact_url
+    from cipulse.store.base import StoreUnavailable
 
-    command = "cipulse evaluate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "cipulse evaluate"
+    arguments = [redact_url(argument) for argument in sys.argv[2:]]
+    command = "cipulse evaluate " + shlex.join(arguments) if arguments else "cipulse evaluate"
     try:
         markdown = run_evaluate(csv, store, repository, git_dir, out, plots, target_recall, forest, command)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, StoreUnavailable) as error:
         typer.echo(f"cipulse evaluate: {error}", err=True)
         raise typer.Exit(2) from None
     if out is None:

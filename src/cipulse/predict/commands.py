@@ -34,6 +34,7 @@ def run_evaluate(
     from cipulse.predict.evaluation import evaluate, fit_count
     from cipulse.predict.progress import fit_progress
     from cipulse.predict.report import render
+    from cipulse.redact import redact_url
 
     projects = load_projects(data, store, repository, git_dir)
     with_global = len(projects) > 1
@@ -46,7 +47,8 @@ def run_evaluate(
             with_forest=with_forest,
             on_fit=advance,
         )
-    markdown = render(evaluation, command)
+    source = f"the cipulse store at `{redact_url(store)}`" if store else f"`{data}`"
+    markdown = render(evaluation, command, source)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown, encoding="utf-8")

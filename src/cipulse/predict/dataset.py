@@ -14,6 +14,7 @@ from cipulse.predict import features
 from cipulse.predict.columns import read_history_csv
 from cipulse.predict.events import BuildEvent
 from cipulse.records import FAILED_CONCLUSIONS, SUCCESS
+from cipulse.redact import redact_url
 from cipulse.store.base import TrainingRow
 
 Labelled = list[tuple[BuildEvent, bool]]
@@ -111,7 +112,9 @@ def load_store_projects(
         if len(builds) >= min_builds
     ]
     if not projects:
-        raise ValueError(f"the store at {url} has no repository with at least {min_builds} finished runs")
+        raise ValueError(
+            f"the store at {redact_url(url)} has no repository with at least {min_builds} finished runs"
+        )
     return projects
 
 

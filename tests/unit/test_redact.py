@@ -1,0 +1,17 @@
+from cipulse.redact import redact_url
+
+
+def test_credentials_are_removed_and_the_rest_kept() -> None:
+    redacted = redact_url("https://elastic:S3CRET@search.example:9200/prefix?x=1")
+    assert "S3CRET" not in redacted
+    assert "elastic" not in redacted
+    assert redacted == "https://***@search.example:9200/prefix?x=1"
+
+
+def test_urls_without_credentials_are_unchanged() -> None:
+    for url in ("sqlite:///tmp/cipulse.db", "http://127.0.0.1:9200", "https://api.github.com"):
+        assert redact_url(url) == url
+
+
+def test_a_token_only_userinfo_is_removed() -> None:
+    assert redact_url("https://ghp_abc123@ghe.example/api/v3") == "https://***@ghe.example/api/v3"
