@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -93,3 +94,42 @@ def test_collect_as_a_process_prints_no_token(emulator: Emulator, tmp_path: Path
     assert emulator.token not in again.stdout + again.stderr
     cached = list((tmp_path / "cache" / "github-etags").iterdir())
     assert cached and all(emulator.token not in path.read_text() + path.name for path in cached)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    "store_url",
+    [
+        "mysql://admin:hunter2-store-password@db.example/cipulse",
+        "sqlite://relative-without-third-slash.db",
+        "http://admin:hunter2-store-password@127.0.0.1:{port}",
+    ],
+    ids=["unsupported-scheme", "malformed-sqlite", "unreachable-search-store"],
+)
+def test_a_bad_or_unreachable_store_is_one_clear_line_without_its_password(
+    store_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "GITHUB_TOKEN": "unused", "CIPULSE_CACHE_DIR": str(tmp_path), "COLUMNS": "400"}
+    url = store_url.format(port=_closed_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "cipulse", "collect", REPO, "--store", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), output
+    assert "store" in lines[0]
+    assert "hunter2" not in output

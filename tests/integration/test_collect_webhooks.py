@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cipulse.emulator import Emulator
 from cipulse.github.sync import SyncTarget, sync_once
 from cipulse.github.webhook_server import serving_receiver
-from cipulse.github.webhooks import WebhookReceiver
+from cipulse.github.webhooks import WebhookReceiver, signature_for
+from cipulse.records import Job, WorkflowRun
+from cipulse.store.base import StoreUnavailable
 from cipulse.store.sqlite import SqliteStore
 from tests.integration.test_collect_sync import assert_same, assert_same_runs, documents, fast_budget
 
@@ -77,3 +83,65 @@ def test_receiver_rejects_forgeries_and_deduplicates_redeliveries(github_assets:
             assert store.count_jobs(REPO) == jobs_before
             assert not any(job.name == "forged" for job in store.iter_jobs(REPO))
         assert json.dumps(repr(receiver)).count(SECRET) == 0
+
+
+class FirstWriteFails:
+    """The real store, except that its first upsert waits until released and then fails (an outage
+    while a delivery is being written)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._calls = 0
+        self._lock = threading.Lock()
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
+        with self._lock:
+            self._calls += 1
+            first = self._calls == 1
+        if first:
+            self.writing.set()
+            self.release.wait(60)
+            raise StoreUnavailable("simulated outage while writing")
+        self._store.upsert(runs, jobs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _workflow_job_example(github_assets: Any) -> dict[str, Any]:
+    index = json.loads(github_assets.webhook_examples_path.read_text())
+    examples = next(event["examples"] for event in index if event["name"] == "workflow_job")
+    return next(e for e in examples if e.get("action") == "completed")
+
+
+def test_a_redelivery_during_a_failing_write_is_stored_not_called_a_duplicate(
+    github_assets: Any, tmp_path: Path
+) -> None:
+    payload = _workflow_job_example(github_assets)
+    body = json.dumps(payload).encode()
+    headers = {
+        "X-GitHub-Event": "workflow_job",
+        "X-GitHub-Delivery": "delivery-1",
+        "X-Hub-Signature-256": signature_for(SECRET, body),
+        "Content-Type": "application/json",
+    }
+    repository = payload["repository"]["full_name"]
+    with SqliteStore(tmp_path / "w.db") as store:
+        flaky = FirstWriteFails(store)
+        receiver = WebhookReceiver(flaky, SECRET)  # type: ignore[arg-type]
+        with serving_receiver(receiver) as url, ThreadPoolExecutor(1) as pool:
+            try:
+                first = pool.submit(httpx.post, url, content=body, headers=headers, timeout=60)
+                assert flaky.writing.wait(30)
+                # Served while the first write is still blocked (the write runs off the event loop).
+                redelivery = httpx.post(url, content=body, headers=headers, timeout=20)
+            finally:
+                flaky.release.set()
+            assert first.result().status_code == 503
+            assert redelivery.status_code == 202, redelivery.text
+            assert store.count_jobs(repository) == 1
+            again = httpx.post(url, content=body, headers=headers, timeout=20)
+            assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+            assert store.count_jobs(repository) == 1

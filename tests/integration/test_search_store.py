@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import http.server
 import itertools
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,6 +17,7 @@ from cipulse.metrics.cost import RunnerRates
 from cipulse.records import Job, WorkflowRun
 from cipulse.store.base import StoreUnavailable, Watermark
 from cipulse.store.search import BulkItemsFailed, SearchStore
+from cipulse.store.search_client import BulkAction, SearchClient
 from cipulse.store.sqlite import SqliteStore
 from cipulse.store.synthetic import generate
 from tests.services.search import free_port
@@ -165,6 +169,62 @@ def test_record_changing_month_is_moved_not_duplicated(store: SearchStore, read_
     assert january.is_empty
 
 
+def interrupt_bulk_request(store: SearchStore, number: int) -> None:
+    """From the `number`-th _bulk request on, the engine is unreachable (as in an outage mid-batch)."""
+    send = store._client.bulk
+    calls = itertools.count(1)
+
+    def bulk(actions: Sequence[BulkAction], *, refresh: bool = False) -> None:
+        if next(calls) >= number:
+            raise StoreUnavailable("search engine at test unreachable: interrupted")
+        send(actions, refresh=refresh)
+
+    store._client.bulk = bulk  # type: ignore[method-assign]
+
+
+def run_keys_of_jobs(jobs: Iterable[Job]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for job in jobs:
+        grouped.setdefault(f"{job.repository}:run:{job.run_id}:{job.run_attempt}", set()).add(job.key)
+    return grouped
+
+
+def test_interrupted_upsert_never_stores_a_run_without_its_jobs(engine: tuple[str, str]) -> None:
+    runs, jobs = history(jobs=1300, batch_jobs=1300)[0]  # three job chunks and a run chunk
+    expected = run_keys_of_jobs(jobs)
+    for number in range(1, 5):
+        with SearchStore(engine[1], index_prefix=f"t{next(_prefixes)}-interrupted-{number}") as store:
+            interrupt_bulk_request(store, number)
+            with pytest.raises(StoreUnavailable):
+                store.upsert(runs, jobs)
+            stored = run_keys_of_jobs(store.iter_jobs())
+            for run in store.iter_runs():
+                assert stored.get(run.key, set()) == expected[run.key], f"{run.key} stored before its jobs"
+            assert store.count_runs() == 0  # the run chunk comes last and was never sent
+            del store._client.bulk  # the outage ends: replaying the batch completes it
+            store.upsert(runs, jobs)
+            assert store.count_jobs() == len(jobs) and store.count_runs() == len(runs)
+
+
+@pytest.mark.parametrize("read_between", [False, True], ids=["unrefreshed", "refreshed"])
+def test_interrupted_move_leaves_one_copy(store: SearchStore, read_between: bool) -> None:
+    """A job re-dated from January to February, interrupted right after the request writing it: the stale
+    January copy went away in that same request, so the job is never counted twice."""
+    january = undated_job(created_at=datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC), queue_estimated=True)
+    february = undated_job(created_at=datetime(2026, 2, 1, 0, 0, 1, tzinfo=UTC), status="in_progress")
+    run = history(jobs=10, batch_jobs=10)[0][0][0]
+    store.upsert([], [january])
+    if read_between:
+        assert store.count_jobs() == 1
+    interrupt_bulk_request(store, 2)
+    with pytest.raises(StoreUnavailable):
+        store.upsert([run], [february])
+    assert store.count_jobs() == 1
+    assert list(store.iter_jobs()) == [february]
+    window = store.window_facts(None, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+    assert window.overall.total == 1
+
+
 def test_rejected_documents_are_named_and_the_rest_is_written(store: SearchStore) -> None:
     good = [undated_job(job_id=i, created_at=START + timedelta(hours=i)) for i in range(1, 4)]
     bad = undated_job(job_id=2**64, created_at=START)  # beyond a 64-bit long: the engine refuses it
@@ -202,6 +262,45 @@ def test_mappings_are_strict_and_typed(engine: tuple[str, str], store: SearchSto
 def test_unreachable_engine_raises_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable, match="unreachable"):
         SearchStore(f"http://127.0.0.1:{free_port()}")
+
+
+def test_credentials_in_the_url_never_reach_messages() -> None:
+    url = f"http://elastic:S3CRET@127.0.0.1:{free_port()}"
+    with pytest.raises(StoreUnavailable, match="unreachable") as raised:
+        SearchStore(url)
+    assert "S3CRET" not in str(raised.value) and "S3CRET" not in repr(raised.value)
+    assert "127.0.0.1" in str(raised.value)
+
+
+def test_credentials_in_the_url_authenticate_requests() -> None:
+    """A real HTTP server that answers "not ready" records what arrived: the credentials, as Basic auth."""
+    seen: list[str | None] = []
+
+    class NotReady(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotReady) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://elastic:S3CR%40ET@127.0.0.1:{server.server_address[1]}"
+            with pytest.raises(StoreUnavailable) as raised:
+                SearchStore(url)
+        finally:
+            server.shutdown()
+    assert seen == ["Basic " + base64.b64encode(b"elastic:S3CR@ET").decode()]
+    assert "S3CR" not in str(raised.value) and "***@127.0.0.1" in str(raised.value)
+    client = SearchClient(url)
+    try:
+        assert "S3CR" not in repr(client) and "S3CR" not in client.url
+    finally:
+        client.close()
 
 
 def test_reopening_an_existing_store_keeps_data(engine: tuple[str, str], store: SearchStore) -> None:

@@ -231,3 +231,37 @@ def test_standalone_rejects_duplicate_names(tmp_path: Path) -> None:
     path.write_text(doc + "---\n" + doc)
     with pytest.raises(ConfigError, match="unique"):
         load_monitors(path)
+
+
+def test_monitor_store_gives_the_same_window_facts_as_the_default_store(tmp_path: Path) -> None:
+    """Monitors open SQLite without the columnar projection (memory); the facts must not change."""
+    from cipulse.operator.monitor_store import open_monitor_store
+    from cipulse.store import open_store
+    from cipulse.store.synthetic import generate
+
+    start = AT - timedelta(days=2)
+    monitor_store = open_monitor_store(f"sqlite:///{tmp_path}/monitor.db")
+    default_store = open_store(f"sqlite:///{tmp_path}/default.db")
+    try:
+        for batch in generate(seed=5, jobs=600, start=start, days=2):
+            monitor_store.upsert(batch.runs, batch.jobs)
+            default_store.upsert(batch.runs, batch.jobs)
+        for repository in ("octo/alpha", "octo/beta", None):
+            window = (repository, AT - timedelta(hours=24), AT)
+            assert monitor_store.window_facts(*window) == default_store.window_facts(*window)
+        assert monitor_store.count_jobs("octo/alpha") > 0
+    finally:
+        monitor_store.close()
+        default_store.close()
+
+
+def test_freed_memory_can_be_released_on_glibc() -> None:
+    import platform
+
+    from cipulse.operator.monitor_store import _malloc_trim, release_freed_memory
+
+    if platform.libc_ver()[0] == "glibc":
+        assert _malloc_trim() is not None
+    garbage = [bytes(4096) for _ in range(2000)]
+    del garbage
+    assert isinstance(release_freed_memory(), bool)

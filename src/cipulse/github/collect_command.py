@@ -2,17 +2,25 @@
 
 The token comes only from the GITHUB_TOKEN environment variable: a command-line option would show up
 in shell history and process listings. It is never printed; errors print GitHubError messages, which are
-built without it.
+built without it. A store that cannot be opened or reached is one line and exit code 2, with any
+`user:password@` in a URL masked.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 
 import typer
 
 DEFAULT_STORE = "sqlite:///cipulse.db"
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"]*@")
+
+
+def without_credentials(text: str) -> str:
+    """Mask `user:password@` in every URL of a message (store errors quote the URL they were given)."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -44,11 +52,13 @@ def collect(
     import asyncio
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from cipulse.github.errors import GitHubError
     from cipulse.github.sync import MODES, SyncTarget, sync_once
-    from cipulse.store import open_store
+    from cipulse.store import StoreUnavailable, open_store
+    from cipulse.store.search_client import SearchRequestError
 
     console = Console(stderr=True)
     if mode not in MODES:
@@ -64,7 +74,17 @@ def collect(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    opened = open_store(store)
+
+    def fail(message: str) -> typer.Exit:
+        console.print(f"[red]error:[/red] {escape(without_credentials(message))}")
+        return typer.Exit(2)
+
+    try:
+        opened = open_store(store)
+    except ValueError as exc:
+        raise fail(f"bad --store: {exc}") from None
+    except (StoreUnavailable, SearchRequestError) as exc:
+        raise fail(f"cannot open the store {store}: {exc}") from None
     try:
         with Progress(
             SpinnerColumn(),
@@ -83,8 +103,9 @@ def collect(
                 )
             )
     except GitHubError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
+    except (StoreUnavailable, SearchRequestError) as exc:
+        raise fail(f"the store {store} failed: {exc}") from None
     finally:
         opened.close()
     typer.echo(
@@ -92,3 +113,8 @@ def collect(
         f"{result.watermark.isoformat() if result.watermark else '-'}; spent {result.graphql_points} GraphQL "
         f"points and {result.rest_requests} REST requests ({result.rest_not_modified} answered 304)"
     )
+    if result.skipped:
+        console.print(
+            f"[yellow]warning:[/yellow] {result.skipped} runs skipped: GitHub's answer for them did not"
+            " parse (see the log); the watermark stays at the oldest, so the next sync tries them again"
+        )

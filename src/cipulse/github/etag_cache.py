@@ -141,12 +141,16 @@ class EtagCache:
         if self.path is None:
             return
         durable = {url: (self._entries[url].etag, _unpack(self._entries[url].body)) for url in self._durable}
+        temporary: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as out:
+                temporary = out.name
                 json.dump(durable, out)
-            os.replace(out.name, self.path)
+            os.replace(temporary, self.path)
         except OSError as exc:
+            # A read-only or full cache directory costs only the saved requests, never the sync.
             log.warning("could not keep the ETag cache in %s: %s", self.path, exc)
-            with contextlib.suppress(OSError):
-                os.unlink(out.name)
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)

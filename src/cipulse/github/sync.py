@@ -409,7 +409,7 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
             )
             try:
                 runs.append(run_from_rest(answer.data, repository))
-            except PayloadError as exc:
+            except (PayloadError, KeyError, TypeError, ValueError) as exc:
                 session.skip(latest.created_at, f"run {run_id} (attempt {attempt} is malformed)", exc)
                 return
         job_payloads = await rest_api.list_jobs(session.client, repository, run_id)
@@ -417,7 +417,7 @@ async def _fetch_rest_runs(session: _Session, payloads: list[dict[str, Any]]) ->
         for job_payload in job_payloads:
             try:
                 jobs.append(job_from_rest(repository, job_payload, latest.workflow_name))
-            except PayloadError as exc:
+            except (PayloadError, KeyError, TypeError, ValueError) as exc:
                 # Nothing of the run is written: stored without this job, it would pass for complete.
                 session.skip(latest.created_at, f"run {run_id} (a job is malformed)", exc)
                 return

@@ -1,7 +1,8 @@
 """A small HTTP server for the webhook receiver, on 127.0.0.1 and a port chosen at start.
 
-Standalone use and tests need a real endpoint GitHub (or the emulator) can POST deliveries to; the
-operator mounts `webhook_router` into its own app instead.
+Standalone use and tests need a real endpoint GitHub (or the emulator) can POST deliveries to. An
+application that already serves HTTP can mount `webhook_router` (webhooks.py) into its own FastAPI app
+instead of starting this server.
 """
 
 from __future__ import annotations

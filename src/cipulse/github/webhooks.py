@@ -62,26 +62,25 @@ class DeliveryOutcome:
 
 
 class DeliveryLog:
-    """Delivery ids already handled (bounded: GitHub redelivers within days, not forever)."""
+    """Delivery ids whose records are stored (bounded: GitHub redelivers within days, not forever).
+
+    An id is marked only once its write succeeded: a redelivery arriving while the first attempt is still
+    being written (or after it failed) is written again, which upserts by identity make harmless."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def first_time(self, delivery_id: str) -> bool:
+    def seen(self, delivery_id: str) -> bool:
         with self._lock:
-            if delivery_id in self._seen:
-                return False
+            return delivery_id in self._seen
+
+    def mark(self, delivery_id: str) -> None:
+        with self._lock:
             self._seen[delivery_id] = None
             while len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
-            return True
-
-    def forget(self, delivery_id: str) -> None:
-        """Let a redelivery through again (the first attempt could not be stored)."""
-        with self._lock:
-            self._seen.pop(delivery_id, None)
 
 
 def signature_for(secret: str, body: bytes) -> str:
@@ -117,9 +116,17 @@ def parse_delivery(event: str, payload: Mapping[str, Any]) -> tuple[list[Workflo
 
 
 def handle_delivery(
-    headers: Mapping[str, str], body: bytes, secret: str, *, deliveries: DeliveryLog | None = None
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str,
+    *,
+    deliveries: DeliveryLog | None = None,
+    mark_accepted: bool = True,
 ) -> DeliveryOutcome:
-    """Verify, deduplicate and parse one delivery. Never raises on bad input: the outcome says why."""
+    """Verify, deduplicate and parse one delivery. Never raises on bad input: the outcome says why.
+
+    An accepted delivery is marked in `deliveries` here unless `mark_accepted` is False: a caller that
+    writes the records marks it itself once the write succeeded."""
     lowered = {k.lower(): v for k, v in headers.items()}
     event = lowered.get("x-github-event")
     delivery_id = lowered.get("x-github-delivery")
@@ -128,7 +135,7 @@ def handle_delivery(
         return DeliveryOutcome("rejected", event, delivery_id, reason=reason)
     if event not in HANDLED_EVENTS:
         return DeliveryOutcome("ignored", event, delivery_id, reason=f"event {event!r} is not collected")
-    if deliveries is not None and delivery_id and not deliveries.first_time(delivery_id):
+    if deliveries is not None and delivery_id and deliveries.seen(delivery_id):
         return DeliveryOutcome("duplicate", event, delivery_id, reason="delivery already handled")
     try:
         payload = json.loads(body)
@@ -136,9 +143,9 @@ def handle_delivery(
             raise PayloadError("payload is not a JSON object")
         runs, jobs, warnings = parse_delivery(event, payload)
     except (ValueError, PayloadError, TypeError, KeyError) as exc:
-        if deliveries is not None and delivery_id:
-            deliveries.forget(delivery_id)
         return DeliveryOutcome("invalid", event, delivery_id, reason=f"unusable payload: {exc}")
+    if deliveries is not None and delivery_id and mark_accepted:
+        deliveries.mark(delivery_id)
     return DeliveryOutcome("accepted", event, delivery_id, tuple(runs), tuple(jobs), warnings=tuple(warnings))
 
 
@@ -154,15 +161,16 @@ class WebhookReceiver:
         return "WebhookReceiver(secret=***)"
 
     def receive(self, headers: Mapping[str, str], body: bytes) -> DeliveryOutcome:
-        outcome = handle_delivery(headers, body, self._secret, deliveries=self.deliveries)
+        """Blocks while the store writes: call it from a worker thread in async code."""
+        outcome = handle_delivery(
+            headers, body, self._secret, deliveries=self.deliveries, mark_accepted=False
+        )
         if outcome.status == "accepted":
-            try:
-                self.store.upsert(list(outcome.runs), list(outcome.jobs))
-            except Exception:
-                # Let GitHub's redelivery (or the reconciling sync) bring it back.
-                if outcome.delivery_id:
-                    self.deliveries.forget(outcome.delivery_id)
-                raise
+            # If this raises, the id stays unmarked: GitHub's redelivery (or the reconciling sync) brings
+            # the records back.
+            self.store.upsert(list(outcome.runs), list(outcome.jobs))
+            if outcome.delivery_id:
+                self.deliveries.mark(outcome.delivery_id)
         for warning in outcome.warnings:
             log.warning("delivery %s: %s", outcome.delivery_id, warning)
         return outcome

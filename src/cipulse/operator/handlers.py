@@ -22,6 +22,7 @@ from cipulse.operator import status as status_docs
 from cipulse.operator.crd import GROUP, PLURAL, VERSION
 from cipulse.operator.engine import MonitorEngine
 from cipulse.operator.kubeapi import KubeApi, SecretMissing
+from cipulse.operator.monitor_store import release_freed_memory
 from cipulse.operator.notify import Notifier
 from cipulse.operator.report import PollReport
 from cipulse.operator.spec import MonitorSpec, SecretKeyRef, parse_spec
@@ -113,12 +114,15 @@ class MonitorDaemon:
                 await self._problem("TokenSecretNotFound", f"{error}; {hint}")
                 return PROBLEM_RETRY_SECONDS
         async with self.runtime.poll_slots:
-            if self.runtime.store.get_watermark(self.key) is None:
+            backfill = self.runtime.store.get_watermark(self.key) is None
+            if backfill:
                 # Only a backfill is long enough to be worth a status write (and the watch event it causes).
                 now = datetime.now(UTC)
                 await self._patch(status_docs.syncing_status(self._status, self._generation, now, True))
             started = time.monotonic()
             report = await engine.poll(token)
+        if backfill:
+            release_freed_memory()  # its parsed pages are stored; without this RSS keeps the high mark
         self.runtime.telemetry.observe(report, time.monotonic() - started)
         next_poll = report.retry_at or (report.at + timedelta(seconds=spec.poll_seconds))
         await self._patch(status_docs.report_status(self._status, self._generation, report, next_poll))

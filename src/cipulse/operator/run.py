@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import signal
 from dataclasses import dataclass, field
@@ -19,9 +18,9 @@ import kopf
 
 from cipulse.operator.handlers import Runtime, register
 from cipulse.operator.kubeapi import KubeApi, load_config
+from cipulse.operator.monitor_store import open_monitor_store
 from cipulse.operator.shards import parse_selector
 from cipulse.operator.telemetry import Telemetry, http_app, serve
-from cipulse.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +38,13 @@ class OperatorOptions:
     max_concurrent_polls: int = 8
 
 
-def open_configured_store(url: str) -> Store:
-    """The store named by URL; Elasticsearch/OpenSearch credentials come from the environment only."""
-    username = os.environ.get("CIPULSE_STORE_USERNAME")
-    password = os.environ.get("CIPULSE_STORE_PASSWORD")
-    if url.startswith(("http://", "https://")) and (username or password):
-        from cipulse.store.search import SearchStore
-
-        return SearchStore(url, username=username, password=password)
-    from cipulse.store import open_store
-
-    return open_store(url)
-
-
 async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    store = open_configured_store(options.store_url)
+    store = open_monitor_store(options.store_url)
     telemetry = Telemetry()
     async with httpx.AsyncClient(timeout=30) as http:
         runtime = Runtime(

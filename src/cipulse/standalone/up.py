@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from cipulse.operator.engine import MonitorEngine
+from cipulse.operator.monitor_store import open_monitor_store, release_freed_memory
 from cipulse.operator.notify import Notifier
 from cipulse.operator.report import PollReport
 from cipulse.operator.spec import MonitorSpec, SecretKeyRef
@@ -120,6 +121,7 @@ async def _round(
             await asyncio.gather(*(_poll(item, telemetry, console, slots) for item in due))
         for item in due:
             item.engine.progress = None
+        release_freed_memory()  # the backfill's parsed pages are stored; give their memory back
     else:
         await asyncio.gather(*(_poll(item, telemetry, console, slots) for item in due))
     reports = [item.last for item in running if item.last is not None]
@@ -151,9 +153,7 @@ async def run_up(options: UpOptions, console: Console | None = None) -> int:
             )
             lines.append(f"emulator  {emulator.url} (GitHub API at {emulator.api_url})")  # type: ignore[attr-defined]
 
-        from cipulse.store import open_store
-
-        store = open_store(store_url)
+        store = open_monitor_store(store_url)
         stack.callback(store.close)
         lines.insert(0, f"store     {store_url}")
         return await _serve(console, options, store, monitors, lines)

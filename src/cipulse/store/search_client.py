@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
+from cipulse.redact import redact_url
 from cipulse.store.base import StoreUnavailable
 
 Engine = Literal["elasticsearch", "opensearch"]
@@ -62,6 +63,10 @@ class BulkAction:
 
 
 class SearchClient:
+    """`url` may carry `user:password@`: those credentials authenticate every request (explicit
+    `username`/`password` win) but never appear in messages or reprs, which show only `self.url`, the
+    redacted form: errors travel to CR status, Events and terminals."""
+
     def __init__(
         self,
         url: str,
@@ -70,9 +75,15 @@ class SearchClient:
         password: str | None = None,
         timeout: float = 60.0,
     ) -> None:
+        base_url, url_username, url_password = split_credentials(url.rstrip("/"))
+        if username is None and url_username is not None:
+            username, password = url_username, url_password
         auth = httpx.BasicAuth(username, password or "") if username else None
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
+        self.url = redact_url(url.rstrip("/"))
+        self._http = httpx.Client(base_url=base_url, auth=auth, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"SearchClient({self.url!r})"
 
     def close(self) -> None:
         self._http.close()
@@ -228,6 +239,18 @@ class SearchClient:
 
     def delete_index(self, index: str) -> None:
         self.request("DELETE", f"/{index}", ok=(200, 404))
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """`http://user:pw@host:9200` -> (`http://host:9200`, "user", "pw"), percent-decoded; a URL without
+    credentials comes back unchanged with (None, None)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, None
+    host = parts.netloc.rsplit("@", 1)[-1]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    password = None if parts.password is None else unquote(parts.password)
+    return bare, unquote(parts.username or ""), password
 
 
 def _bulk_body(actions: Sequence[BulkAction]) -> bytes:

@@ -1,0 +1,52 @@
+"""The store as monitors use it (operator and `cipulse up`), and handing freed memory back to the OS.
+
+Every poll asks for the window facts of ONE repository. SQLite's plain SQL answers that from the
+repository's rows alone. The columnar projection (the SqliteStore default, built for dashboards over all
+repositories) sizes its dense count tables by the groups of EVERY repository in the store: with 100
+monitors x 200 jobs one call briefly allocated up to ~58 MB (tracemalloc, bench/bench_operator.py),
+which was the operator's whole peak-RSS overshoot. Both engines return equal facts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable
+from functools import cache
+
+from cipulse.store.base import Store
+
+
+def open_monitor_store(url: str) -> Store:
+    """The store named by URL; Elasticsearch/OpenSearch credentials come from the environment only."""
+    username = os.environ.get("CIPULSE_STORE_USERNAME")
+    password = os.environ.get("CIPULSE_STORE_PASSWORD")
+    if url.startswith(("http://", "https://")) and (username or password):
+        from cipulse.store.search import SearchStore
+
+        return SearchStore(url, username=username, password=password)
+    from cipulse.store import open_store
+
+    if url.startswith("sqlite://"):
+        return open_store(url, columnar=False)
+    return open_store(url)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:  # the process's own symbols include libc's; no library search (it would fork ldconfig)
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+    return trim
+
+
+def release_freed_memory() -> bool:
+    """Return free heap pages to the OS (glibc `malloc_trim`).
+
+    A backfill parses whole pages of runs and jobs; once they are stored, glibc keeps the freed chunks
+    in its arenas, so resident memory stays at the backfill's high mark for the life of the process.
+    Returns whether anything could be trimmed (False where malloc_trim does not exist).
+    """
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
