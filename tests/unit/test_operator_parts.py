@@ -203,6 +203,13 @@ def test_standalone_loads_the_sample_and_maps_secrets_to_env(tmp_path: Path) -> 
     assert resolve_token(entries[0].spec, {}) is None
 
 
+def test_the_github_com_token_is_never_sent_to_an_enterprise_host() -> None:
+    entry = load_monitors(ROOT / "deploy/samples/my-repo.yaml")[0]
+    enterprise = entry.spec.model_copy(update={"api_url": "https://ghe.example/api/v3"})
+    assert resolve_token(enterprise, {"GITHUB_TOKEN": "b"}) is None
+    assert resolve_token(enterprise, {"GITHUB_TOKEN_TOKEN": "a", "GITHUB_TOKEN": "b"}) == "a"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

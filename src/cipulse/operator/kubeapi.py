@@ -50,7 +50,10 @@ class KubeApi:
         data = secret.data or {}
         if ref.key not in data:
             raise SecretMissing(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
-        return base64.b64decode(data[ref.key]).decode().strip()
+        try:
+            return base64.b64decode(data[ref.key]).decode().strip()
+        except (ValueError, UnicodeDecodeError):  # never echo the bytes: they are the secret
+            raise SecretMissing(f"Secret {namespace}/{ref.name} key {ref.key!r} is not UTF-8 text") from None
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; a monitor deleted meanwhile is not an error."""

@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import ctypes
 import os
+import tempfile
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 from cipulse.store.base import Store
 
 
 def open_monitor_store(url: str) -> Store:
-    """The store named by URL; Elasticsearch/OpenSearch credentials come from the environment only."""
-    username = os.environ.get("CIPULSE_STORE_USERNAME")
-    password = os.environ.get("CIPULSE_STORE_PASSWORD")
-    if url.startswith(("http://", "https://")) and (username or password):
-        from cipulse.store.search import SearchStore
+    """The store named by URL; Elasticsearch/OpenSearch credentials come from the environment only.
 
-        return SearchStore(url, username=username, password=password)
+    A remote (search) store is wrapped in the on-disk spool (`CIPULSE_SPOOL_PATH`, default
+    `<tmp>/cipulse-spool.db`) so that records collected during an engine outage are kept and land
+    exactly once after it recovers, while watermarks are held back.
+    """
+    if url.startswith(("http://", "https://")):
+        from cipulse.store.search import SearchStore
+        from cipulse.store.spool import SpoolingStore
+
+        username = os.environ.get("CIPULSE_STORE_USERNAME")
+        password = os.environ.get("CIPULSE_STORE_PASSWORD")
+        search = SearchStore(url, username=username, password=password)
+        spool_path = os.environ.get("CIPULSE_SPOOL_PATH") or str(
+            Path(tempfile.gettempdir()) / "cipulse-spool.db"
+        )
+        return SpoolingStore(search, spool_path)
     from cipulse.store import open_store
 
     if url.startswith("sqlite://"):

@@ -39,6 +39,7 @@ def up(
 
     from cipulse.standalone.config import ConfigError
     from cipulse.standalone.up import UpOptions, run_up
+    from cipulse.store.base import StoreUnavailable
 
     options = UpOptions(
         monitors_file=file,
@@ -50,7 +51,7 @@ def up(
     )
     try:
         code = asyncio.run(run_up(options))
-    except ConfigError as error:
+    except (ConfigError, ValueError, StoreUnavailable) as error:
         typer.secho(str(error), fg="red", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -85,7 +86,10 @@ def operator_run(
     import asyncio
     import logging
 
+    from kubernetes.config import ConfigException
+
     from cipulse.operator.run import OperatorOptions, run_operator
+    from cipulse.store.base import StoreUnavailable
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -102,4 +106,8 @@ def operator_run(
         liveness=liveness,
         max_concurrent_polls=max_concurrent_polls,
     )
-    asyncio.run(run_operator(options))
+    try:
+        asyncio.run(run_operator(options))
+    except (ValueError, OSError, StoreUnavailable, ConfigException) as error:
+        typer.secho(f"cipulse operator: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None

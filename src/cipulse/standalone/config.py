@@ -2,7 +2,8 @@
 
 Secrets cannot come from Kubernetes here, so a `{name, key}` reference reads the environment variable
 NAME_KEY (upper-cased, other characters as `_`), e.g. `github-token`/`token` -> GITHUB_TOKEN_TOKEN;
-the GitHub token falls back to GITHUB_TOKEN.
+the GitHub token falls back to GITHUB_TOKEN, but only for monitors of github.com itself: a token meant for
+github.com is never sent to another host (a GitHub Enterprise Server `apiUrl` needs its own variable).
 """
 
 from __future__ import annotations
@@ -52,12 +53,17 @@ def resolve_secret(ref: SecretKeyRef, environ: Mapping[str, str] | None = None) 
     return value
 
 
+GITHUB_COM_API = "https://api.github.com"
+
+
 def resolve_token(spec: MonitorSpec, environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     if spec.token_secret_ref is not None:
         value = environ.get(env_name(spec.token_secret_ref))
         if value:
             return value
+    if spec.api_url.rstrip("/") != GITHUB_COM_API:
+        return None
     return environ.get("GITHUB_TOKEN") or None
 
 

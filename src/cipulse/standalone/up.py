@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,7 +55,7 @@ class Running:
     entry: MonitorEntry
     engine: MonitorEngine
     notifier: Notifier
-    token: str | None
+    token: str | None = field(repr=False)
     due: datetime
     last: PollReport | None = None
 
