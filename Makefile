@@ -20,11 +20,12 @@ run: $(STAMP)
 services: $(STAMP)
 	bash scripts/provision/all.sh
 
-## lint: ruff, formatting, mypy
+## lint: ruff, formatting, mypy, and the offline pre-commit hooks over every file
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/pre-commit run --all-files
 
 ## test: install everything, provision services, lint, then the whole suite (unit + integration)
 test: $(STAMP) services lint

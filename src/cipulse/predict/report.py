@@ -139,7 +139,7 @@ def render(evaluation: Evaluation, command: str, source: str) -> str:
             lines.append(f"| {project.name} | {project.builds} | {project.failure_rate:.3f} | {cells} |")
         means = " | ".join(_fmt(_mean(_column(evaluation, model, pick))) for model in models)
         lines += [f"| **mean** | | | {means} |", ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _goals(evaluation: Evaluation) -> list[str]:
