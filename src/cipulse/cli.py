@@ -54,6 +54,10 @@ app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("synthetic-history")(synthetic_history)
 
+from cipulse.store.retention_command import retention  # noqa: E402  (light: typer only)
+
+app.command("retention")(retention)
+
 
 @app.command("emulator")
 def emulator(

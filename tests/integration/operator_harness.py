@@ -20,6 +20,31 @@ from typing import Any
 from cipulse.operator.sinks import SIGNATURE_HEADER, verify
 
 ROOT = Path(__file__).resolve().parents[2]
+RELEASE_NAMESPACE = "cipulse-system"
+MONITORS = "monitors"
+SERVICE_ACCOUNT = "cipulse"
+
+
+def install_chart(kube: Any) -> Path:
+    """CRDs plus the Helm chart applied for real (idempotent); returns the chart ServiceAccount's kubeconfig.
+
+    Operators started with it prove the chart's RBAC is enough for everything they do.
+    """
+
+    def apply(manifest: str) -> None:
+        kube.kubectl("apply", "-f", "-", input=manifest)
+
+    for crd in ("deploy/crd/cicdmonitors.yaml", "deploy/helm/cipulse/crds/kopf-peering.yaml"):
+        kube.kubectl("apply", "-f", str(ROOT / crd))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/cicdmonitors.cipulse.io")
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/clusterkopfpeerings.kopf.dev")
+    for namespace in (RELEASE_NAMESPACE, MONITORS):
+        apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+    rendered = kube.helm(
+        "template", SERVICE_ACCOUNT, str(ROOT / "deploy/helm/cipulse"), "--namespace", RELEASE_NAMESPACE
+    ).stdout
+    apply(rendered)
+    return Path(kube.service_account_kubeconfig(RELEASE_NAMESPACE, SERVICE_ACCOUNT, duration="2h"))
 
 
 class OperatorProcess:
@@ -100,7 +125,9 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that records deliveries and checks their HMAC signatures."""
 
     secret: bytes
+    port: int = 0  # 0: a free port; a fixed one brings a receiver back at the same URL
     deliveries: list[Delivery] = field(default_factory=list)
+    rejected: int = 0  # requests whose signature did not verify
     server: ThreadingHTTPServer | None = None
 
     def __enter__(self) -> WebhookReceiver:
@@ -112,13 +139,15 @@ class WebhookReceiver:
                 ok = verify(receiver.secret, body, self.headers.get(SIGNATURE_HEADER))
                 if ok:
                     receiver.deliveries.append(Delivery(dict(self.headers.items()), body))
+                else:
+                    receiver.rejected += 1
                 self.send_response(204 if ok else 401)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -144,6 +173,18 @@ def monitor_manifest(
         "kind": "CiCdMonitor",
         "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
         "spec": spec,
+    }
+    return json.dumps(doc)
+
+
+def secret_manifest(
+    name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None
+) -> str:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "stringData": data,
     }
     return json.dumps(doc)
 

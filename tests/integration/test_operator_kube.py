@@ -15,23 +15,23 @@ from typing import Any
 import pytest
 
 from cipulse.emulator import Emulator
+from cipulse.operator.secret_labels import GITHUB_TOKEN, SINK_SECRET
 from cipulse.store import open_store
 from tests.integration.operator_harness import (
-    ROOT,
+    MONITORS,
     OperatorProcess,
     WebhookReceiver,
     condition,
     get_monitor,
+    install_chart,
     monitor_manifest,
+    secret_manifest,
     wait_for,
 )
 from tests.unit.test_operator_spec import INVALID_SPECS, UNKNOWN_FIELD_SPECS, VALID_SPECS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RELEASE_NAMESPACE = "cipulse-system"
-MONITORS = "monitors"
-SERVICE_ACCOUNT = "cipulse"
 WEBHOOK_SECRET = b"receiver-shared-secret"
 
 
@@ -40,19 +40,9 @@ def _apply(kube: Any, manifest: str, *args: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def cluster(kube: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cluster(kube: Any) -> Path:
     """CRDs plus the Helm chart applied for real; returns the chart ServiceAccount's kubeconfig."""
-    for crd in ("deploy/crd/cicdmonitors.yaml", "deploy/helm/cipulse/crds/kopf-peering.yaml"):
-        kube.kubectl("apply", "-f", str(ROOT / crd))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/cicdmonitors.cipulse.io")
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/clusterkopfpeerings.kopf.dev")
-    for namespace in (RELEASE_NAMESPACE, MONITORS):
-        _apply(kube, json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-    rendered = kube.helm(
-        "template", SERVICE_ACCOUNT, str(ROOT / "deploy/helm/cipulse"), "--namespace", RELEASE_NAMESPACE
-    ).stdout
-    _apply(kube, rendered)
-    return Path(kube.service_account_kubeconfig(RELEASE_NAMESPACE, SERVICE_ACCOUNT, duration="2h"))
+    return install_chart(kube)
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +73,8 @@ def operator(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def _token_secret(kube: Any, name: str, token: str, namespace: str = MONITORS) -> None:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "stringData": {"token": token},
-    }
-    _apply(kube, json.dumps(secret))
+    """A token Secret offered to cipulse with the opt-in label (see cipulse.operator.secret_labels)."""
+    _apply(kube, secret_manifest(name, namespace, {"token": token}, {GITHUB_TOKEN.label: "true"}))
 
 
 def _ready(kube: Any, name: str, namespace: str = MONITORS) -> dict[str, Any] | None:
@@ -238,13 +223,8 @@ def test_failing_repository_flips_health_with_event_and_signed_webhook(
 ) -> None:
     repository = emulator.repositories[-1]
     _token_secret(kube, "emulator-token", emulator.token)
-    hook_secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "hook", "namespace": MONITORS},
-        "stringData": {"secret": WEBHOOK_SECRET.decode()},
-    }
-    _apply(kube, json.dumps(hook_secret))
+    hook_labels = {SINK_SECRET.label: "true"}
+    _apply(kube, secret_manifest("hook", MONITORS, {"secret": WEBHOOK_SECRET.decode()}, hook_labels))
     with WebhookReceiver(WEBHOOK_SECRET) as receiver:
         spec = {
             "repository": repository,

@@ -63,7 +63,7 @@ def mcp_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 async def test_transition_reaches_the_tool(mcp_server: tuple[str, list[dict[str, Any]]]) -> None:
     url, received = mcp_server
-    await call_tool(url, "record_health", TRANSITION, None)
+    await call_tool(url, "record_health", TRANSITION.payload(), None)
     assert received == [
         {
             "monitor": "ns/m",
@@ -77,5 +77,5 @@ async def test_transition_reaches_the_tool(mcp_server: tuple[str, list[dict[str,
 async def test_unknown_tool_is_a_failed_delivery(mcp_server: tuple[str, list[dict[str, Any]]]) -> None:
     url, received = mcp_server
     with pytest.raises(SinkDeliveryFailed):
-        await call_tool(url, "no_such_tool", TRANSITION, None)
+        await call_tool(url, "no_such_tool", TRANSITION.payload(), None)
     assert received == []

@@ -120,3 +120,16 @@ def test_invalid_monitors_file_is_a_clear_error(tmp_path: Path) -> None:
     result = _run(tmp_path, "-f", str(path))
     assert result.returncode == 2
     assert "spec.repository" in result.stderr and "pollInterval" in result.stderr
+
+
+def test_plain_http_to_another_host_is_refused_before_any_token_is_sent(tmp_path: Path) -> None:
+    """The operator's URL rule holds here too: a token from the environment never travels in clear text."""
+    path = tmp_path / "monitors.yaml"
+    path.write_text(
+        "apiVersion: cipulse.io/v1alpha1\nkind: CiCdMonitor\nmetadata: {name: ghe}\n"
+        "spec: {repository: a/b, apiUrl: 'http://ghe.example.com/api/v3', tokenSecretRef: {name: ghe}}\n"
+    )
+    result = _run(tmp_path, "-f", str(path), env={"GHE_TOKEN": "ghp_secret-value"})
+    assert result.returncode == 2
+    assert "spec.apiUrl: apiUrl must use https:// because the GitHub token is sent there" in result.stderr
+    assert "ghp_secret-value" not in result.stdout + result.stderr

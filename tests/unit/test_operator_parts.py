@@ -11,7 +11,6 @@ import pytest
 
 from cipulse.operator import status as status_docs
 from cipulse.operator.health import HealthVerdict
-from cipulse.operator.notify import Notifier
 from cipulse.operator.report import PollReport, is_notable
 from cipulse.operator.shards import parse_selector
 from cipulse.operator.sinks import (
@@ -23,7 +22,6 @@ from cipulse.operator.sinks import (
     sign,
     verify,
 )
-from cipulse.operator.spec import SecretKeyRef, parse_spec
 from cipulse.standalone.config import ConfigError, env_name, load_monitors, resolve_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,32 +88,6 @@ async def test_webhook_4xx_is_not_retried() -> None:
         with pytest.raises(SinkDeliveryFailed, match="HTTP 400"):
             await post_webhook(client, "http://receiver/x", None, TRANSITION, backoff_seconds=0)
     assert calls == 1
-
-
-async def test_notifier_keeps_failed_deliveries_for_the_next_poll() -> None:
-    up = False
-    delivered: list[bytes] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if not up:
-            return httpx.Response(502)
-        delivered.append(request.content)
-        return httpx.Response(200)
-
-    async def secret(ref: SecretKeyRef) -> str:
-        return "k"
-
-    sinks = parse_spec(
-        {"repository": "o/r", "sinks": [{"webhook": {"url": "http://r/x", "secretRef": {"name": "s"}}}]}
-    ).sinks
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
-        notifier = Notifier(client, secret)
-        problems = await notifier.notify(sinks, TRANSITION)
-        assert problems and len(notifier.pending) == 1
-        up = True
-        assert await notifier.notify(sinks, None) == []
-    assert len(delivered) == 1 and not notifier.pending
-    assert json.loads(delivered[0])["health"] == "Failing"
 
 
 def _report(reason: str = "Synced", health: str = "Healthy", at: datetime = AT) -> PollReport:
@@ -272,3 +244,18 @@ def test_freed_memory_can_be_released_on_glibc() -> None:
     garbage = [bytes(4096) for _ in range(2000)]
     del garbage
     assert isinstance(release_freed_memory(), bool)
+
+
+def test_an_insecure_url_has_its_own_condition_reason() -> None:
+    """A monitor stored before the CRD's URL rule existed gets Ready=False/InsecureUrl, not InvalidSpec."""
+    from pydantic import ValidationError
+
+    from cipulse.operator.handlers import spec_problem_reason
+    from cipulse.operator.spec import parse_spec
+
+    with pytest.raises(ValidationError) as insecure:
+        parse_spec({"repository": "a/b", "apiUrl": "http://ghe.example.com/api/v3"})
+    assert spec_problem_reason(insecure.value) == "InsecureUrl"
+    with pytest.raises(ValidationError) as invalid:
+        parse_spec({"repository": "not-a-repository"})
+    assert spec_problem_reason(invalid.value) == "InvalidSpec"

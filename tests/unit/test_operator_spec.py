@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from cipulse.operator import crd
 from cipulse.operator.spec import MonitorSpec, duration_seconds, parse_spec
+from cipulse.operator.url_policy import INSECURE_URL_ERROR
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,21 @@ VALID_SPECS: dict[str, dict[str, Any]] = {
     },
     "interval at lower bound": {"repository": "a/b", "pollInterval": "30s"},
     "interval at upper bound": {"repository": "a/b", "pollInterval": "24h"},
+    "http apiUrl on loopback": {"repository": "a/b", "apiUrl": "http://127.0.0.1:8080/api/v3"},
+    "http apiUrl on localhost": {"repository": "a/b", "apiUrl": "http://localhost:8080/api/v3"},
+    "http apiUrl on ipv6 loopback": {"repository": "a/b", "apiUrl": "http://[::1]:8080/api/v3"},
+    "http mcp sink without a bearer": {
+        "repository": "a/b",
+        "sinks": [{"mcp": {"url": "http://mcp.example.com/mcp", "tool": "t"}}],
+    },
+    "http mcp sink on loopback with a bearer": {
+        "repository": "a/b",
+        "sinks": [{"mcp": {"url": "http://127.0.0.1:9/mcp", "tool": "t", "secretRef": {"name": "b"}}}],
+    },
+    "http webhook sink (signed, its key never sent)": {
+        "repository": "a/b",
+        "sinks": [{"webhook": {"url": "http://hooks.example.com/x", "secretRef": {"name": "h"}}}],
+    },
 }
 
 INVALID_SPECS: dict[str, dict[str, Any]] = {
@@ -73,6 +89,20 @@ INVALID_SPECS: dict[str, dict[str, Any]] = {
     "bad secret name": {"repository": "a/b", "tokenSecretRef": {"name": "Not_A_Name"}},
 }
 
+# Specs that would send a credential over plain http to another machine (see cipulse.operator.url_policy).
+INSECURE_SPECS: dict[str, dict[str, Any]] = {
+    "http apiUrl on a remote host": {"repository": "a/b", "apiUrl": "http://ghe.example.com/api/v3"},
+    "http apiUrl with loopback userinfo": {"repository": "a/b", "apiUrl": "http://127.0.0.1@evil.example/v3"},
+    "http apiUrl on a 127-prefixed name": {"repository": "a/b", "apiUrl": "http://127.0.0.1.nip.io/api/v3"},
+    "http apiUrl with a backslash trick": {"repository": "a/b", "apiUrl": "http://127.0.0.1\\@evil.example/"},
+    "http apiUrl on an upper-case host": {"repository": "a/b", "apiUrl": "http://LOCALHOST:8080/api/v3"},
+    "http mcp sink with a bearer": {
+        "repository": "a/b",
+        "sinks": [{"mcp": {"url": "http://mcp.example.com/mcp", "tool": "t", "secretRef": {"name": "b"}}}],
+    },
+}
+INVALID_SPECS.update(INSECURE_SPECS)
+
 # The API server prunes or (with kubectl's strict field validation) rejects these; pydantic rejects them.
 UNKNOWN_FIELD_SPECS: dict[str, dict[str, Any]] = {
     "unknown top-level field": {"repository": "a/b", "pollIntervall": "5m"},
@@ -92,6 +122,16 @@ def test_valid_specs_parse(raw: dict[str, Any]) -> None:
 def test_invalid_specs_rejected(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         parse_spec(raw)
+
+
+@pytest.mark.parametrize("raw", INSECURE_SPECS.values(), ids=INSECURE_SPECS.keys())
+def test_insecure_urls_have_their_own_error_type(raw: dict[str, Any]) -> None:
+    """The operator turns this error type into the InsecureUrl condition (not a generic InvalidSpec)."""
+    with pytest.raises(ValidationError) as caught:
+        parse_spec(raw)
+    errors = caught.value.errors()
+    assert [error["type"] for error in errors] == [INSECURE_URL_ERROR]
+    assert "must use https://" in errors[0]["msg"] and "loopback" in errors[0]["msg"]
 
 
 def test_defaults_are_explicit() -> None:

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,22 +116,44 @@ def test_window_facts_follow_overwrites_and_deletes(store: SqliteStore) -> None:
     other.close()
 
 
-def test_projection_reloads_when_tombstones_were_pruned(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _overwrite_and_delete_in_other_process(path: str, jobs: list[Job], cutoff: datetime) -> None:
+    other = SqliteStore(path)
+    other.upsert([], [dataclasses.replace(j, conclusion="cancelled", status="completed") for j in jobs])
+    other.delete_older_than(cutoff)
+    other.close()
+
+
+def _facts_in_other_process(path: str, start: datetime, end: datetime, queue: Any) -> None:
+    other = SqliteStore(path)
+    queue.put(other.window_facts(None, start, end))
+    other.close()
+
+
+def test_readers_in_other_processes_see_every_change(store: SqliteStore) -> None:
+    """WAL: a reader that already answered sees another process's overwrites and deletes at once, and a
+    fresh process reads the same facts."""
     runs, jobs = history(1500)
     start, end = START, START + timedelta(days=40)
     store.upsert(runs, jobs)
-    reader = SqliteStore(store.path)
-    assert reader.window_facts(None, start, end) == facts_from_jobs(jobs, None, start, end)
-    changed = [dataclasses.replace(j, conclusion="cancelled", status="completed") for j in jobs[:200]]
-    store.upsert([], changed)
-    monkeypatch.setattr("cipulse.store.sqlite.TOMBSTONES_KEPT", 0)
+    assert store.window_facts(None, start, end) == facts_from_jobs(jobs, None, start, end)
+    context = multiprocessing.get_context("spawn")
     cutoff = START + timedelta(days=3)
-    store.delete_older_than(cutoff)  # prunes every tombstone the reader has not seen
+    writer = context.Process(
+        target=_overwrite_and_delete_in_other_process, args=(store.path, jobs[:200], cutoff)
+    )
+    writer.start()
+    writer.join()
+    assert writer.exitcode == 0
+    changed = [dataclasses.replace(j, conclusion="cancelled", status="completed") for j in jobs[:200]]
     current = [j for j in changed + jobs[200:] if (job_window_time(j) or cutoff) >= cutoff]
-    assert reader.window_facts(None, start, end) == facts_from_jobs(current, None, start, end)
-    reader.close()
+    expected = facts_from_jobs(current, None, start, end)
+    assert store.window_facts(None, start, end) == expected
+    results = context.Queue()
+    reader = context.Process(target=_facts_in_other_process, args=(store.path, start, end, results))
+    reader.start()
+    assert results.get(timeout=120) == expected
+    reader.join()
+    assert reader.exitcode == 0
 
 
 def test_replacing_a_job_replaces_its_steps(store: SqliteStore) -> None:

@@ -122,6 +122,7 @@ def status_schema() -> dict[str, Any]:
             "lastSyncRuns": count,
             "lastSyncJobs": count,
             "rateLimitRemaining": count,
+            "pendingDeliveries": count,
             "successRate": {"type": "number"},
             "p95DurationSeconds": {"type": "number"},
         },

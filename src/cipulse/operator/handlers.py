@@ -21,12 +21,15 @@ from pydantic import ValidationError
 from cipulse.operator import status as status_docs
 from cipulse.operator.crd import GROUP, PLURAL, VERSION
 from cipulse.operator.engine import MonitorEngine
-from cipulse.operator.kubeapi import KubeApi, SecretMissing
+from cipulse.operator.kubeapi import KubeApi, SecretMissing, SecretUnusable
 from cipulse.operator.monitor_store import release_freed_memory
-from cipulse.operator.notify import Notifier
+from cipulse.operator.notify import Notifier, SinkState
+from cipulse.operator.outbox import Outbox
 from cipulse.operator.report import PollReport
+from cipulse.operator.secret_labels import GITHUB_TOKEN, SINK_SECRET, SecretUse
 from cipulse.operator.spec import MonitorSpec, SecretKeyRef, parse_spec
 from cipulse.operator.telemetry import Telemetry
+from cipulse.operator.url_policy import INSECURE_URL_ERROR
 from cipulse.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class Runtime:
     kube: KubeApi
     telemetry: Telemetry
     http: httpx.AsyncClient
+    outbox: Outbox
     poll_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     started: bool = False
     monitors: set[str] = field(default_factory=set)
@@ -52,6 +56,12 @@ class Runtime:
 
 def _describe(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+def spec_problem_reason(error: ValidationError) -> str:
+    """InsecureUrl gets its own reason: the spec is well-formed but would leak a credential."""
+    insecure = any(e["type"] == INSECURE_URL_ERROR for e in error.errors())
+    return "InsecureUrl" if insecure else "InvalidSpec"
 
 
 def _seconds_until(moment: datetime) -> float:
@@ -68,15 +78,29 @@ class MonitorDaemon:
         self.key = f"{namespace}/{name}"
         self.name = name
         self.engine: MonitorEngine | None = None
-        self.notifier = Notifier(runtime.http, self._secret)
+        self.notifier = Notifier(runtime.http, self._sink_secret, runtime.outbox, self.key)
         self.last_problem: str | None = None
+        self.last_sink_state: SinkState | None = None
+        self.written_conditions: list[dict[str, Any]] | None = None
 
-    async def _secret(self, ref: SecretKeyRef) -> str:
-        return await self.runtime.kube.read_secret(self.namespace, ref)
+    async def _secret(self, ref: SecretKeyRef, use: SecretUse) -> str:
+        return await self.runtime.kube.read_secret(self.namespace, ref, use)
+
+    async def _sink_secret(self, ref: SecretKeyRef) -> str:
+        return await self._secret(ref, SINK_SECRET)
 
     @property
     def _status(self) -> dict[str, Any]:
-        return dict(self.body.status)
+        """The status to merge into: kopf's copy, but with the conditions this daemon last wrote.
+
+        A merge patch replaces the whole conditions list, and kopf's copy lags until the watch event of
+        our own previous patch arrives: merging into it would undo that patch (Ready reverting after the
+        SinksReady write that follows it within milliseconds).
+        """
+        status = dict(self.body.status)
+        if self.written_conditions is not None:
+            status["conditions"] = self.written_conditions
+        return status
 
     @property
     def _generation(self) -> int | None:
@@ -85,6 +109,8 @@ class MonitorDaemon:
 
     async def _patch(self, status: dict[str, Any]) -> None:
         await self.runtime.kube.patch_status(self.namespace, self.name, status)
+        if "conditions" in status:
+            self.written_conditions = status["conditions"]
 
     async def _problem(self, reason: str, message: str) -> None:
         now = datetime.now(UTC)
@@ -98,20 +124,24 @@ class MonitorDaemon:
         try:
             spec = parse_spec(dict(self.body.spec))
         except ValidationError as error:
-            await self._problem("InvalidSpec", _describe(error))
+            await self._problem(spec_problem_reason(error), _describe(error))
             return PROBLEM_RETRY_SECONDS
         engine = self._engine_for(spec)
         token = None
         if spec.token_secret_ref is not None:
             ref = spec.token_secret_ref
             try:
-                token = await self._secret(ref)
+                token = await self._secret(ref, GITHUB_TOKEN)
             except SecretMissing as error:
+                label = GITHUB_TOKEN.label_command(self.namespace, ref.name)
                 hint = (
                     f"create it: kubectl -n {self.namespace} create secret generic {ref.name}"
-                    f" --from-literal={ref.key}=TOKEN"
+                    f" --from-literal={ref.key}=TOKEN && {label}"
                 )
-                await self._problem("TokenSecretNotFound", f"{error}; {hint}")
+                await self._problem(error.reason, f"{error}; {hint}")
+                return PROBLEM_RETRY_SECONDS
+            except SecretUnusable as error:
+                await self._problem(error.reason, str(error))
                 return PROBLEM_RETRY_SECONDS
         async with self.runtime.poll_slots:
             backfill = self.runtime.store.get_watermark(self.key) is None
@@ -124,18 +154,40 @@ class MonitorDaemon:
         if backfill:
             release_freed_memory()  # its parsed pages are stored; without this RSS keeps the high mark
         self.runtime.telemetry.observe(report, time.monotonic() - started)
+        self._record(engine, spec, report)  # durable before status, Events or receivers hear of it
         next_poll = report.retry_at or (report.at + timedelta(seconds=spec.poll_seconds))
         await self._patch(status_docs.report_status(self._status, self._generation, report, next_poll))
-        await self._announce(spec, report)
+        await self._announce(report)
+        await self._deliver(spec)
         return _seconds_until(next_poll)
 
     def _engine_for(self, spec: MonitorSpec) -> MonitorEngine:
         if self.engine is None or self.engine.spec != spec:
-            last = self.engine.last_health if self.engine else self._status.get("health")
+            if self.engine is not None:
+                last = self.engine.last_health
+            else:  # after a restart the outbox knows what was last announced; status may lag behind it
+                last = self.notifier.last_health or self._status.get("health")
             self.engine = MonitorEngine(self.key, spec, self.runtime.store, last_health=last)
         return self.engine
 
-    async def _announce(self, spec: MonitorSpec, report: PollReport) -> None:
+    def _record(self, engine: MonitorEngine, spec: MonitorSpec, report: PollReport) -> None:
+        transition = report.transition
+        try:
+            recorded = self.notifier.record(report, spec.sinks)
+        except Exception:
+            if transition is not None:  # not recorded: detect it again on the next poll
+                engine.last_health = transition.previous
+            raise
+        if transition is not None and recorded is not None and recorded.refused:
+            self.runtime.telemetry.refused_deliveries.labels(self.key).inc(recorded.refused)
+            message = (
+                f"{transition.previous} -> {transition.current} (delivery {transition.delivery_id}) was not "
+                f"queued for {recorded.refused} sinks: the outbox already holds "
+                f"{self.runtime.outbox.capacity} pending deliveries"
+            )
+            kopf.warn(self.body, reason="OutboxFull", message=message)
+
+    async def _announce(self, report: PollReport) -> None:
         transition = report.transition
         if transition is not None:
             kind = "Normal" if transition.current == "Healthy" else "Warning"
@@ -146,9 +198,27 @@ class MonitorDaemon:
         elif self.last_problem != report.reason:  # one Warning per problem, not one per poll
             kopf.warn(self.body, reason=report.reason, message=report.message[:1000])
             self.last_problem = report.reason
-        for problem in await self.notifier.notify(spec.sinks, transition):
-            self.runtime.telemetry.sink_failures.labels(self.key).inc()
-            kopf.warn(self.body, reason="SinkDeliveryFailed", message=problem[:1000])
+
+    async def _deliver(self, spec: MonitorSpec) -> None:
+        """Flush the outbox; SinksReady and a Warning change only when the outcome changes."""
+        state = await self.notifier.flush(spec.sinks)
+        telemetry = self.runtime.telemetry
+        telemetry.sink_failures.labels(self.key).inc(len(state.problems))
+        telemetry.pending_deliveries.labels(self.key).set(state.pending)
+        previous = self.last_sink_state
+        if previous is not None and (previous.ok, previous.reason, previous.message, previous.pending) == (
+            state.ok,
+            state.reason,
+            state.message,
+            state.pending,
+        ):
+            return
+        now = datetime.now(UTC)
+        await self._patch(status_docs.sinks_status(self._status, self._generation, now, state))
+        news = previous is None or (previous.reason, previous.problems) != (state.reason, state.problems)
+        if not state.ok and news:
+            kopf.warn(self.body, reason=state.reason, message=state.message[:1000])
+        self.last_sink_state = state
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, labels: dict[str, Any] | None = None) -> None:
@@ -198,6 +268,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, labels: dict[str
                     delay = PROBLEM_RETRY_SECONDS
                 await stopped.wait(delay)
         finally:
+            if stopped.reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in stopped.reason:
+                dropped = runtime.outbox.forget(daemon.key)
+                log.info("forgot %s: %d undelivered transitions dropped with it", daemon.key, dropped)
             runtime.monitors.discard(daemon.key)
             runtime.telemetry.monitors.set(len(runtime.monitors))
             runtime.telemetry.forget(daemon.key, str(body.spec.get("repository")))

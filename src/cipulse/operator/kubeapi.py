@@ -14,11 +14,24 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from cipulse.operator.crd import GROUP, PLURAL, VERSION
+from cipulse.operator.secret_labels import SecretUse
 from cipulse.operator.spec import SecretKeyRef
 
 
-class SecretMissing(LookupError):
-    """A referenced Secret or key does not exist (or may not be read): a status condition, not a crash."""
+class SecretUnusable(LookupError):
+    """A referenced Secret cannot be used; `reason` names the condition. A status, never a crash."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SecretMissing(SecretUnusable):
+    """The Secret or key does not exist, may not be read, or is not text."""
+
+
+class SecretNotLabelled(SecretUnusable):
+    """The Secret exists but its owner has not offered it for this use (see secret_labels)."""
 
 
 def load_config() -> client.ApiClient:
@@ -35,25 +48,35 @@ class KubeApi:
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
 
-    async def read_secret(self, namespace: str, ref: SecretKeyRef) -> str:
+    async def read_secret(self, namespace: str, ref: SecretKeyRef, use: SecretUse) -> str:
+        """The value at `ref`, only if the Secret carries `use`'s opt-in label.
+
+        The label is checked on the same object the value comes from (no window between check and
+        use), and an unlabelled Secret's data is never decoded.
+        """
+
         def read() -> Any:
             return self._core.read_namespaced_secret(ref.name, namespace)
 
+        where = f"Secret {namespace}/{ref.name}"
+        missing = use.missing_reason
         try:
             secret = await asyncio.to_thread(read)
         except ApiException as error:
             if error.status == 404:
-                raise SecretMissing(f"Secret {namespace}/{ref.name} not found") from None
+                raise SecretMissing(missing, f"{where} not found") from None
             if error.status == 403:
-                raise SecretMissing(f"Secret {namespace}/{ref.name} may not be read (RBAC)") from None
+                raise SecretMissing(missing, f"{where} may not be read (RBAC)") from None
             raise
+        if not use.offered(secret.metadata.labels if secret.metadata else None):
+            raise SecretNotLabelled(use.unlabelled_reason, use.not_labelled(namespace, ref.name))
         data = secret.data or {}
         if ref.key not in data:
-            raise SecretMissing(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+            raise SecretMissing(missing, f"{where} has no key {ref.key!r}")
         try:
             return base64.b64decode(data[ref.key]).decode().strip()
         except (ValueError, UnicodeDecodeError):  # never echo the bytes: they are the secret
-            raise SecretMissing(f"Secret {namespace}/{ref.name} key {ref.key!r} is not UTF-8 text") from None
+            raise SecretMissing(missing, f"{where} key {ref.key!r} is not UTF-8 text") from None
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; a monitor deleted meanwhile is not an error."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from cipulse.operator.sinks import HealthTransition, SinkDeliveryFailed
+from typing import Any
+
+from cipulse.operator.sinks import SinkDeliveryFailed
 
 
-async def call_tool(url: str, tool: str, transition: HealthTransition, bearer: str | None) -> None:
+async def call_tool(url: str, tool: str, arguments: dict[str, Any], bearer: str | None) -> None:
     """One short MCP session per delivery: transitions are rare, and a long-lived session would need care."""
     import httpx2
     from mcp.client.session import ClientSession
@@ -19,7 +21,7 @@ async def call_tool(url: str, tool: str, transition: HealthTransition, bearer: s
             ClientSession(streams[0], streams[1]) as session,
         ):
             await session.initialize()
-            result = await session.call_tool(tool, transition.payload())
+            result = await session.call_tool(tool, arguments)
     except Exception as error:  # the MCP stack raises many kinds; all mean "not delivered"
         raise SinkDeliveryFailed(f"MCP tool {tool} at {url} failed: {type(error).__name__}") from error
     if result.is_error:

@@ -44,6 +44,21 @@ def open_monitor_store(url: str) -> Store:
     return open_store(url)
 
 
+def default_outbox_path(store_url: str) -> Path:
+    """Where pending sink deliveries live unless `CIPULSE_OUTBOX_PATH` says otherwise.
+
+    Beside the SQLite store (so the same volume keeps both), else beside the spool of a remote store.
+    """
+    explicit = os.environ.get("CIPULSE_OUTBOX_PATH")
+    if explicit:
+        return Path(explicit)
+    if store_url.startswith("sqlite:///") and not store_url.endswith(":memory:"):
+        database = Path(store_url.removeprefix("sqlite:///"))
+        return database.with_name(f"{database.stem}-outbox.db")
+    spool = os.environ.get("CIPULSE_SPOOL_PATH") or str(Path(tempfile.gettempdir()) / "cipulse-spool.db")
+    return Path(spool).with_name("cipulse-outbox.db")
+
+
 @cache
 def _malloc_trim() -> Callable[[int], int] | None:
     try:  # the process's own symbols include libc's; no library search (it would fork ldconfig)

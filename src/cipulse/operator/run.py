@@ -18,7 +18,8 @@ import kopf
 
 from cipulse.operator.handlers import Runtime, register
 from cipulse.operator.kubeapi import KubeApi, load_config
-from cipulse.operator.monitor_store import open_monitor_store
+from cipulse.operator.monitor_store import default_outbox_path, open_monitor_store
+from cipulse.operator.outbox import DEFAULT_CAPACITY, Outbox
 from cipulse.operator.shards import parse_selector
 from cipulse.operator.telemetry import Telemetry, http_app, serve
 
@@ -36,6 +37,8 @@ class OperatorOptions:
     metrics_port: int = 8080
     liveness: str | None = None
     max_concurrent_polls: int = 8
+    outbox_path: str | None = None  # None: beside the store (see default_outbox_path)
+    outbox_capacity: int = DEFAULT_CAPACITY
 
 
 async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
@@ -45,6 +48,13 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         loop.add_signal_handler(signum, stop.set)
 
     store = open_monitor_store(options.store_url)
+    outbox_path = options.outbox_path or default_outbox_path(options.store_url)
+    try:
+        outbox = Outbox(outbox_path, options.outbox_capacity)
+    except BaseException:
+        store.close()
+        raise
+    log.info("pending sink deliveries kept in %s", outbox_path)
     telemetry = Telemetry()
     async with httpx.AsyncClient(timeout=30) as http:
         runtime = Runtime(
@@ -52,6 +62,7 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
             kube=KubeApi(load_config()),
             telemetry=telemetry,
             http=http,
+            outbox=outbox,
             poll_slots=asyncio.Semaphore(options.max_concurrent_polls),
         )
         registry = kopf.OperatorRegistry()
@@ -76,4 +87,5 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
             )
         finally:
             await server.cleanup()
+            outbox.close()
             store.close()

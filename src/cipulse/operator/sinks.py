@@ -76,11 +76,32 @@ async def post_webhook(
     backoff_seconds: float = 0.5,
 ) -> None:
     """POST one transition; retries 5xx and network errors, raises SinkDeliveryFailed when out of attempts."""
-    body = encode(transition)
+    await post_signed(
+        client,
+        url,
+        secret,
+        encode(transition),
+        transition.delivery_id,
+        attempts=attempts,
+        backoff_seconds=backoff_seconds,
+    )
+
+
+async def post_signed(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: bytes | None,
+    body: bytes,
+    delivery_id: str,
+    *,
+    attempts: int = 3,
+    backoff_seconds: float = 0.5,
+) -> None:
+    """POST a stored payload, signed now with the current key (the outbox never holds keys)."""
     headers = {
         "Content-Type": "application/json",
         EVENT_HEADER: "health_transition",
-        DELIVERY_HEADER: transition.delivery_id,
+        DELIVERY_HEADER: delivery_id,
         "User-Agent": "cipulse",
     }
     if secret is not None:
@@ -99,4 +120,4 @@ async def post_webhook(
                 break
         if attempt + 1 < attempts:
             await asyncio.sleep(backoff_seconds * 2**attempt)
-    raise SinkDeliveryFailed(f"webhook {url} refused the health transition: {problem}")
+    raise SinkDeliveryFailed(f"webhook {url} refused delivery {delivery_id}: {problem}")

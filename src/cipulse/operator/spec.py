@@ -11,6 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from cipulse.operator.url_policy import (
+    INSECURE_URL_ERROR,
+    cel_secure_url,
+    credentials_may_go_to,
+    insecure_url_message,
+)
 
 # GitHub owners: alphanumerics and inner hyphens, up to 39 characters; repository names: [A-Za-z0-9._-].
 REPOSITORY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
@@ -54,6 +62,9 @@ def _order_rule(low: str, high: str, message: str) -> dict[str, str]:
 HEALTH_ORDER_RULES: list[Any] = [_order_rule(*pair) for pair in _HEALTH_PAIRS]
 ONE_SINK_RULE = "has(self.webhook) != has(self.mcp)"
 ONE_SINK_MESSAGE = "each sink sets exactly one of webhook or mcp"
+API_URL_MESSAGE = insecure_url_message("apiUrl", "the GitHub token")
+MCP_URL_MESSAGE = insecure_url_message("an MCP sink's url", "its secretRef's bearer token")
+MCP_URL_RULE = f"!has(self.secretRef) || {cel_secure_url('self.url')}"
 
 
 def duration_seconds(text: str) -> int:
@@ -67,6 +78,12 @@ def duration_seconds(text: str) -> int:
 
 def _rule(rule: str, message: str) -> dict[str, Any]:
     return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+def _require_secure(url: str, message: str) -> None:
+    """A custom error type, so the operator can name the problem (InsecureUrl) instead of InvalidSpec."""
+    if not credentials_may_go_to(url):
+        raise PydanticCustomError(INSECURE_URL_ERROR, message)
 
 
 class _Model(BaseModel):
@@ -129,15 +146,27 @@ class WebhookSink(_Model):
     """POSTs health transitions as JSON signed with HMAC-SHA256 (X-Cipulse-Signature-256)."""
 
     url: str = Field(pattern=URL_PATTERN, max_length=2048, description="Receiver URL.")
-    secret_ref: SecretKeyRef | None = Field(default=None, description="Secret holding the HMAC signing key.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding the HMAC signing key; label it cipulse.io/sink-secret=true."
+    )
 
 
 class McpSink(_Model):
     """Calls a tool on a remote MCP server (streamable HTTP) with each health transition."""
 
+    model_config = ConfigDict(json_schema_extra=_rule(MCP_URL_RULE, MCP_URL_MESSAGE))
+
     url: str = Field(pattern=URL_PATTERN, max_length=2048, description="MCP endpoint, e.g. https://host/mcp.")
     tool: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$", max_length=128, description="Tool to call.")
-    secret_ref: SecretKeyRef | None = Field(default=None, description="Secret holding a bearer token.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret holding a bearer token; label it cipulse.io/sink-secret=true."
+    )
+
+    @model_validator(mode="after")
+    def _bearer_only_over_tls(self) -> McpSink:
+        if self.secret_ref is not None:
+            _require_secure(self.url, MCP_URL_MESSAGE)
+        return self
 
 
 class Sink(_Model):
@@ -160,13 +189,16 @@ class MonitorSpec(_Model):
 
     repository: str = Field(pattern=REPOSITORY_PATTERN, max_length=140, description="owner/name on GitHub.")
     token_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret with a GitHub token (standalone: GITHUB_TOKEN or NAME_KEY env)."
+        default=None,
+        description="Secret with a GitHub token, labelled cipulse.io/github-token=true "
+        "(standalone: GITHUB_TOKEN or NAME_KEY env).",
     )
     api_url: str = Field(
         default="https://api.github.com",
         pattern=URL_PATTERN,
         max_length=2048,
-        description="REST base URL; GitHub Enterprise Server: https://HOST/api/v3.",
+        description="REST base URL (GitHub Enterprise Server: https://HOST/api/v3); http only on loopback.",
+        json_schema_extra=_rule(cel_secure_url("self"), API_URL_MESSAGE),
     )
     poll_interval: str = Field(
         default="5m",
@@ -202,6 +234,12 @@ class MonitorSpec(_Model):
     def _bounded_interval(cls, value: str) -> str:
         if not MIN_POLL_SECONDS <= duration_seconds(value) <= MAX_POLL_SECONDS:
             raise ValueError(POLL_INTERVAL_MESSAGE)
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _token_only_over_tls(cls, value: str) -> str:
+        _require_secure(value, API_URL_MESSAGE)
         return value
 
     @field_validator("workflows", "branches")

@@ -10,11 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cipulse.operator.notify import SinkState
 from cipulse.operator.report import PollReport
 
 READY = "Ready"
 SYNCING = "Syncing"
 DEGRADED = "Degraded"
+SINKS_READY = "SinksReady"
 
 
 def timestamp(moment: datetime) -> str:
@@ -49,7 +51,7 @@ def merge_conditions(
         else:
             update = {**update, "lastTransitionTime": timestamp(now)}
         by_type[update["type"]] = update
-    order = {READY: 0, SYNCING: 1, DEGRADED: 2}
+    order = {READY: 0, SYNCING: 1, DEGRADED: 2, SINKS_READY: 3}
     return sorted(by_type.values(), key=lambda c: (order.get(str(c["type"]), 9), str(c["type"])))
 
 
@@ -113,3 +115,14 @@ def report_status(
     }
     status.update({key: value for key, value in optional.items() if value is not None})
     return status
+
+
+def sinks_status(
+    existing: Mapping[str, Any], generation: int | None, now: datetime, state: SinkState
+) -> dict[str, Any]:
+    """SinksReady and the outbox backlog after a flush; written only when they change."""
+    update = condition(SINKS_READY, state.ok, state.reason, state.message, generation)
+    return {
+        "conditions": merge_conditions(existing.get("conditions"), [update], now),
+        "pendingDeliveries": state.pending,
+    }

@@ -61,6 +61,19 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.pending_deliveries = Gauge(
+            "cipulse_sink_pending_deliveries",
+            "Health-transition deliveries waiting in the outbox.",
+            ["monitor"],
+            registry=self.registry,
+        )
+        self.refused_deliveries = Counter(
+            "cipulse_sink_refused_deliveries",
+            "Deliveries not queued because the outbox was full.",
+            ["monitor"],
+            registry=self.registry,
+        )
+
     def observe(self, report: PollReport, seconds: float) -> None:
         names = (report.monitor, report.repository)
         self.polls.labels(*names, report.reason).inc()
@@ -83,6 +96,8 @@ class Telemetry:
         for state in HEALTH_STATES:
             with contextlib.suppress(KeyError):
                 self.health.remove(monitor, repository, state)
+        with contextlib.suppress(KeyError):
+            self.pending_deliveries.remove(monitor)
 
 
 def http_app(telemetry: Telemetry, ready: Callable[[], bool]) -> web.Application:

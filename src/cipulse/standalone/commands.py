@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from cipulse.operator.outbox import DEFAULT_CAPACITY  # light: sqlite3 and dataclasses only
+
 operator_app = typer.Typer(
     help="The Kubernetes operator (CiCdMonitor custom resources).", no_args_is_help=True
 )
@@ -80,11 +82,21 @@ def operator_run(
         None, "--liveness", help="kopf liveness URL, e.g. http://0.0.0.0:8081/healthz"
     ),
     max_concurrent_polls: int = typer.Option(8, "--max-concurrent-polls", min=1, help="Polls at once."),
+    outbox: str | None = typer.Option(
+        None,
+        "--outbox",
+        help="SQLite file for pending sink deliveries (default: CIPULSE_OUTBOX_PATH, else beside the "
+        "store or its spool).",
+    ),
+    outbox_capacity: int = typer.Option(
+        DEFAULT_CAPACITY, "--outbox-capacity", min=1, help="Pending deliveries kept at most (all monitors)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the CiCdMonitor operator (kopf) against the cluster in KUBECONFIG or the pod's service account."""
     import asyncio
     import logging
+    import sqlite3
 
     from kubernetes.config import ConfigException
 
@@ -105,9 +117,11 @@ def operator_run(
         metrics_port=metrics_port,
         liveness=liveness,
         max_concurrent_polls=max_concurrent_polls,
+        outbox_path=outbox,
+        outbox_capacity=outbox_capacity,
     )
     try:
         asyncio.run(run_operator(options))
-    except (ValueError, OSError, StoreUnavailable, ConfigException) as error:
+    except (ValueError, OSError, sqlite3.Error, StoreUnavailable, ConfigException) as error:
         typer.secho(f"cipulse operator: {error}", fg="red", err=True)
         raise typer.Exit(2) from None

@@ -4,6 +4,9 @@ Secrets cannot come from Kubernetes here, so a `{name, key}` reference reads the
 NAME_KEY (upper-cased, other characters as `_`), e.g. `github-token`/`token` -> GITHUB_TOKEN_TOKEN;
 the GitHub token falls back to GITHUB_TOKEN, but only for monitors of github.com itself: a token meant for
 github.com is never sent to another host (a GitHub Enterprise Server `apiUrl` needs its own variable).
+The spec's URL rule applies unchanged (credentials over https only; plain http only to loopback). The
+operator's Secret opt-in labels do not: here the person who runs `cipulse up` supplies every secret
+through their own environment, so no one else's secret can be named.
 """
 
 from __future__ import annotations

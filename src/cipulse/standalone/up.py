@@ -20,8 +20,9 @@ from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from cipulse.operator.engine import MonitorEngine
-from cipulse.operator.monitor_store import open_monitor_store, release_freed_memory
+from cipulse.operator.monitor_store import default_outbox_path, open_monitor_store, release_freed_memory
 from cipulse.operator.notify import Notifier
+from cipulse.operator.outbox import Outbox
 from cipulse.operator.report import PollReport
 from cipulse.operator.spec import MonitorSpec, SecretKeyRef
 from cipulse.operator.telemetry import Telemetry, http_app, serve
@@ -95,10 +96,20 @@ async def _poll(item: Running, telemetry: Telemetry, console: Console, slots: as
     telemetry.observe(report, asyncio.get_running_loop().time() - started)
     item.last = report
     item.due = report.retry_at or report.at + timedelta(seconds=item.entry.spec.poll_seconds)
+    sinks = item.entry.spec.sinks
+    try:
+        recorded = item.notifier.record(report, sinks)  # durable before it is printed or delivered
+    except Exception:
+        if report.transition is not None:
+            item.engine.last_health = report.transition.previous  # detect it again next round
+        raise
     if report.transition is not None:
         t = report.transition
         console.print(f"[bold]{t.monitor}[/]: health {t.previous} -> {t.current} ({'; '.join(t.reasons)})")
-    for problem in await item.notifier.notify(item.entry.spec.sinks, report.transition):
+        if recorded is not None and recorded.refused:
+            console.print(f"[red]{item.entry.key}: outbox full, transition not queued for its sinks[/]")
+    state = await item.notifier.flush(sinks)
+    for problem in state.problems:
         console.print(f"[yellow]{item.entry.key}: {problem}[/]")
 
 
@@ -155,8 +166,12 @@ async def run_up(options: UpOptions, console: Console | None = None) -> int:
 
         store = open_monitor_store(store_url)
         stack.callback(store.close)
+        outbox_path = default_outbox_path(store_url)
+        outbox = Outbox(outbox_path)
+        stack.callback(outbox.close)
         lines.insert(0, f"store     {store_url}")
-        return await _serve(console, options, store, monitors, lines)
+        lines.insert(1, f"outbox    {outbox_path} (pending sink deliveries)")
+        return await _serve(console, options, store, outbox, monitors, lines)
     return 0  # pragma: no cover - the with block always returns
 
 
@@ -164,6 +179,7 @@ async def _serve(
     console: Console,
     options: UpOptions,
     store: object,
+    outbox: Outbox,
     monitors: list[tuple[MonitorEntry, str | None]],
     lines: list[str],
 ) -> int:
@@ -178,10 +194,12 @@ async def _serve(
             return resolve_secret(ref)
 
         now = datetime.now(UTC)
-        running = [
-            Running(entry, MonitorEngine(entry.key, entry.spec, store), Notifier(http, secret), token, now)  # type: ignore[arg-type]
-            for entry, token in monitors
-        ]
+        running = []
+        for entry, token in monitors:
+            notifier = Notifier(http, secret, outbox, entry.key)
+            # The health last recorded survives restarts, so a transition is announced (and given an id) once.
+            engine = MonitorEngine(entry.key, entry.spec, store, last_health=notifier.last_health)  # type: ignore[arg-type]
+            running.append(Running(entry, engine, notifier, token, now))
         for item in running:
             spec = item.entry.spec
             lines.append(

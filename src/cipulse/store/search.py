@@ -16,18 +16,20 @@ Visibility: writes do not wait for a refresh (that would cap ingest at one batch
 this store refreshes before its own next read instead, so a reader in this process always sees its writes,
 and other processes see them within the index refresh interval (1 s).
 
-Retention: `delete_older_than` drops whole monthly indices older than the cutoff and deletes the
-remaining old documents of the boundary month by id. That is the deletion job the operator runs; it works
-on every distribution, including the minimal ones without ILM/ISM. Where the cluster has ILM
-(Elasticsearch) or ISM (OpenSearch), `lifecycle_available` says so; cipulse still runs the same
-deletion job so that retention means exactly the same thing on every engine.
+Retention (`search_lifecycle`): `delete_older_than` drops whole monthly indices older than the cutoff
+and deletes the remaining old documents of the boundary month by id. That is the deletion job
+(`cipulse retention`); it works on every distribution, including the minimal ones without ILM/ISM.
+Where the cluster has ILM (Elasticsearch) or ISM (OpenSearch), `install_lifecycle` also hands whole old
+months to the engine; `retention` says which mode is active and is logged when the store opens.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -44,11 +46,22 @@ from cipulse.store.search_documents import (
     to_document_time,
 )
 from cipulse.store.search_facts import nanos_time, window_facts
-from cipulse.store.search_mappings import IndexLayout, month_start, next_month
+from cipulse.store.search_lifecycle import (
+    IndexRemoval,
+    RetentionSupport,
+    describe,
+    detect_support,
+    fate_of,
+    install_policy,
+    template_settings,
+)
+from cipulse.store.search_mappings import IndexLayout
+from cipulse.store.search_scan import scan
 
 __all__ = ["BulkItemsFailed", "SearchRequestError", "SearchStore"]
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 PAGE: Final = 2000
 ID_LOOKUP_CHUNK: Final = 5000
 MAX_UNREFRESHED: Final = 100_000
@@ -92,10 +105,18 @@ class SearchStore:
         self._client = SearchClient(url, username=username, password=password, timeout=timeout)
         try:
             self.info = self._client.detect()
+            self.retention: RetentionSupport = detect_support(self._client, self.info.engine, self.layout)
             self._install_templates()
         except BaseException:
             self._client.close()
             raise
+        log.info(
+            "search store %s: %s %s, %s",
+            self._client.url,
+            self.engine,
+            self.info.version,
+            describe(self.retention),
+        )
         # ids written since this store's last refresh, with their index: search cannot see them yet
         self._unrefreshed: dict[str, str] = {}
         self._dirty = False
@@ -112,14 +133,24 @@ class SearchStore:
 
     @property
     def lifecycle_available(self) -> bool:
-        """True when the cluster has ILM (Elasticsearch) or ISM (OpenSearch)."""
-        wanted = "x-pack-ilm" if self.info.engine == "elasticsearch" else "opensearch-index-management"
-        return wanted in self.info.modules
+        """True when the cluster can run ILM (Elasticsearch) or ISM (OpenSearch) policies, as probed."""
+        return self.retention.engine_capable
+
+    def install_lifecycle(self, keep_days: int) -> RetentionSupport:
+        """Where the engine can run a lifecycle policy, install cipulse's (deleting whole monthly indices
+        `keep_days` + a month after their creation) and attach it; elsewhere change nothing. Returns the
+        retention now in force."""
+        if self.retention.engine_capable:
+            install_policy(self._client, self.info.engine, self.layout, keep_days)
+            self.retention = detect_support(self._client, self.info.engine, self.layout)
+            self._install_templates()
+        return self.retention
 
     def _install_templates(self) -> None:
         """Templates shape indices created from now on; existing indices get any field added since (a
         new record field with a default is an additive change, which strict mappings would reject)."""
-        for name, template in self.layout.templates().items():
+        dated_settings = template_settings(self.retention.mode, self.layout)
+        for name, template in self.layout.templates(dated_settings).items():
             self._client.request("PUT", f"/_index_template/{name}", body=template)
             patterns = ",".join(template["index_patterns"])
             if self._client.indices(patterns):
@@ -259,30 +290,40 @@ class SearchStore:
         )
 
     def delete_older_than(self, cutoff: datetime) -> int:
-        """Drop whole months before the cutoff's month; delete the boundary month's older documents by id."""
+        return sum(removal.documents for removal in self.remove_older_than(cutoff))
+
+    def remove_older_than(self, cutoff: datetime, *, dry_run: bool = False) -> list[IndexRemoval]:
+        """Drop whole months before the cutoff's month; delete the boundary month's older documents by id
+        (never a whole index that still holds a document at or after the cutoff). Repeating it after an
+        interruption finishes the job: both steps are idempotent. `dry_run` only counts."""
         self._refresh()
-        deleted = 0
+        removals: list[IndexRemoval] = []
         for pattern, field, sort in (
             (self.layout.runs_pattern, "created_at", RUN_SORT),
             (self.layout.jobs_pattern, "window_at", JOB_SORT),
         ):
             for index in self._client.indices(pattern):
-                begins = month_start(self.layout.suffix(index))
-                if begins is None or begins >= cutoff:
+                fate = fate_of(self.layout, index, cutoff)
+                if fate == "keep":
                     continue
-                if next_month(begins) <= cutoff:
-                    deleted += self._client.count(index)
-                    self._client.delete_index(index)
+                if fate == "drop":
+                    removals.append(IndexRemoval(index, self._client.count(index), whole=True))
+                    if not dry_run:
+                        self._client.delete_index(index)
                     continue
                 older = {"range": {field: {"lt": nanos_time(cutoff)}}}
+                if dry_run:
+                    removals.append(IndexRemoval(index, self._client.count(index, older), whole=False))
+                    continue
                 ids = [hit["_id"] for hit in self._hits(index, older, sort, source=False)]
                 if ids:
                     self._client.bulk([BulkAction("delete", index, doc_id) for doc_id in ids])
                     self._dirty = True
-                deleted += len(ids)
-        self._unrefreshed.clear()
-        self._refresh(force=True)
-        return deleted
+                removals.append(IndexRemoval(index, len(ids), whole=False))
+        if not dry_run:
+            self._unrefreshed.clear()
+            self._refresh(force=True)
+        return removals
 
     def close(self) -> None:
         self._lookup_pool.shutdown(wait=True)
@@ -350,20 +391,31 @@ class SearchStore:
         return self._client.count(self.layout.runs_pattern, _repository_query(repository))
 
     def iter_jobs(self, repository: str | None = None) -> Iterator[Job]:
+        """From one snapshot (`search_scan`), released when the iteration ends or is abandoned."""
         self._refresh()
-        for hit in self._hits(self.layout.jobs_pattern, _repository_query(repository), JOB_SORT):
-            yield job_from_source(hit["_source"])
+        query = _repository_query(repository)
+        with closing(scan(self._client, self.info, self.layout.jobs_pattern, query, JOB_SORT)) as hits:
+            for hit in hits:
+                yield job_from_source(hit["_source"])
 
     def iter_runs(self, repository: str | None = None) -> Iterator[WorkflowRun]:
+        """From one snapshot (`search_scan`), released when the iteration ends or is abandoned."""
         self._refresh()
-        for hit in self._hits(self.layout.runs_pattern, _repository_query(repository), RUN_SORT):
-            yield run_from_source(hit["_source"])
+        query = _repository_query(repository)
+        with closing(scan(self._client, self.info, self.layout.runs_pattern, query, RUN_SORT)) as hits:
+            for hit in hits:
+                yield run_from_source(hit["_source"])
 
     def training_rows(self, repository: str | None = None) -> list[TrainingRow]:
         self._refresh()
         rows = []
-        hits = self._hits(
-            self.layout.runs_pattern, _repository_query(repository), TRAINING_SORT, source=TRAINING_FIELDS
+        hits = scan(
+            self._client,
+            self.info,
+            self.layout.runs_pattern,
+            _repository_query(repository),
+            TRAINING_SORT,
+            source=TRAINING_FIELDS,
         )
         for hit in hits:
             source = hit["_source"]

@@ -1,13 +1,16 @@
 """Window facts computed inside Elasticsearch/OpenSearch: no job document leaves the engine.
 
-Two search requests, each one pass over the window's documents:
+Groups are read with composite aggregations paged by ``after_key`` (`search_scan.composite_buckets`), so a
+window may hold any number of repositories, workflows, jobs and branches: nothing depends on a terms
+``size``, and each page stays far below the engines' ``search.max_buckets``. Two rounds, each one
+``_msearch`` whose searches the engine runs side by side:
 
-1. One tree of terms aggregations down to (repository, workflow, job, branch, outcome) with the counts,
-   sums, billable minutes per runner label set, and histograms of durations and queue times in
-   `BUCKET_SECONDS` wide buckets. Everything here adds up, so Python rolls the finest groups up to every
-   level (`GroupTally.merge`, histograms summed) and learns which bucket holds each group's p50/p90/p95.
-2. Exact (value, count) pairs per group of every level, only for documents inside the needed buckets
-   (a ``range`` aggregation picks them).
+1. At the finest grain, (repository, workflow, job, branch): counts, sums and billable minutes per
+   (outcome, runner label set); and the duration and queue histograms in `BUCKET_SECONDS` wide buckets.
+   Everything here adds up, so Python rolls the finest groups up to every level (`GroupTally.merge`,
+   histograms summed) and learns which bucket holds each group's p50/p90/p95.
+2. Exact (value, count) pairs per group of every level, only for documents inside that level's needed
+   buckets (a ``range`` query picks them, so the rest of the window is never visited).
 
 cipulse's percentiles are exact nearest-rank ones (`metrics.percentiles`), which the engines' t-digest/HDR
 ``percentiles`` aggregations do not compute. A group's value counts are made of its exact values inside the
@@ -15,15 +18,12 @@ needed buckets and one representative (the lower bound) per other bucket: bucket
 intervals, so every value keeps its true order and the value at each asked rank, which lies in a needed
 bucket by construction, is exact. Only group-level numbers travel; the response size depends on the
 number of groups and buckets, not on the number of jobs.
-
-Terms aggregations are asked for every key (``size`` = `MAX_GROUPS`) and checked: a response that leaves
-documents out (``sum_other_doc_count``) raises instead of returning partial facts.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -40,12 +40,10 @@ from cipulse.metrics.facts import (
 )
 from cipulse.metrics.outcome import VERDICT_OUTCOMES
 from cipulse.metrics.percentiles import PERCENTILES, rank
-from cipulse.store.search_client import SearchClient, SearchRequestError
+from cipulse.store.search_client import SearchClient
+from cipulse.store.search_scan import CompositeSearch, composite_buckets
 
 BUCKET_SECONDS: Final = 60
-MAX_GROUPS: Final = 10_000
-# Git forbids "~" in ref names, so this cannot be a real branch: it stands for "no branch" in count keys.
-NO_BRANCH: Final = "~none~"
 Measure = Literal["durations", "queues"]
 MEASURES: Final[tuple[Measure, ...]] = ("durations", "queues")
 MEASURE_FIELD: Final[dict[Measure, str]] = {"durations": "duration_s", "queues": "queue_s"}
@@ -56,7 +54,10 @@ LEVEL_FIELDS: Final[dict[Level, tuple[str, ...]]] = {
     "job": ("repository", "workflow_name", "name"),
     "branch": ("repository", "head_branch"),
 }
-COUNT_FIELDS: Final = ("repository", "workflow_name", "name", "head_branch", "outcome")
+FINEST_FIELDS: Final = ("repository", "workflow_name", "name", "head_branch")
+# Optional at the finest grain: a job without a branch still counts everywhere but in branch rows.
+OPTIONAL_FIELDS: Final = frozenset({"head_branch", "labels_key"})
+FinestKey = tuple[str, str, str, str | None]
 
 
 def nanos_time(moment: datetime) -> str:
@@ -72,42 +73,23 @@ def window_filter(repository: str | None, start: datetime, end: datetime) -> lis
     return clauses
 
 
-def measure_filter(measure: Measure) -> dict[str, Any]:
+def measure_filter(measure: Measure) -> list[dict[str, Any]]:
     field = MEASURE_FIELD[measure]
     clauses: list[dict[str, Any]] = [{"exists": {"field": field}}]
     if measure == "durations":
-        clauses.append({"terms": {"outcome": ["success", "failure"]}})
-    return {"bool": {"filter": clauses}}
+        clauses.append({"terms": {"outcome": sorted(VERDICT_OUTCOMES)}})
+    return clauses
 
 
-# -- building and reading nested terms aggregations -------------------------------------------------------
-
-
-def nested_terms(fields: tuple[str, ...], leaf: Mapping[str, Any]) -> dict[str, Any]:
-    """terms(field 1) > terms(field 2) > ... > leaf aggregations; the leaf alone when there are no fields."""
-    aggregations = dict(leaf)
-    for field in reversed(fields):
-        terms: dict[str, Any] = {"field": field, "size": MAX_GROUPS, "shard_size": MAX_GROUPS}
-        if field == "head_branch" and fields == COUNT_FIELDS:
-            terms["missing"] = NO_BRANCH
-        aggregations = {"by": {"terms": terms, "aggs": aggregations}}
-    return aggregations
-
-
-def walk(
-    node: Mapping[str, Any], depth: int, prefix: tuple[Any, ...] = ()
-) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """(key tuple, leaf bucket) for every path through a `nested_terms` result."""
-    if depth == 0:
-        yield prefix, node
-        return
-    terms = node["by"]
-    if terms.get("sum_other_doc_count", 0):
-        raise SearchRequestError(
-            f"more than {MAX_GROUPS} groups in one window: facts would be incomplete, narrow the window"
-        )
-    for bucket in terms["buckets"]:
-        yield from walk(bucket, depth - 1, (*prefix, bucket["key"]))
+def terms_sources(fields: Iterable[str]) -> list[dict[str, Any]]:
+    """Composite sources named after their fields; optional ones keep documents that lack them."""
+    sources = []
+    for field in fields:
+        terms: dict[str, Any] = {"field": field}
+        if field in OPTIONAL_FIELDS:
+            terms["missing_bucket"] = True
+        sources.append({field: {"terms": terms}})
+    return sources
 
 
 def group_key(level: Level, values: tuple[Any, ...]) -> GroupKey:
@@ -122,8 +104,11 @@ def group_key(level: Level, values: tuple[Any, ...]) -> GroupKey:
     return (values[0], None, None, values[1])
 
 
-def _histogram(field: str, interval: int) -> dict[str, Any]:
-    return {"histogram": {"field": field, "interval": interval, "min_doc_count": 1}}
+def levels_of(finest: FinestKey) -> list[tuple[Level, GroupKey]]:
+    """The groups of every level a finest group belongs to, the overall one included."""
+    groups: list[tuple[Level, GroupKey]] = [("all", (None, None, None, None))]
+    groups += [(level, key) for level, key in group_keys(*finest).items() if key is not None]
+    return groups
 
 
 # -- pure percentile helpers ------------------------------------------------------------------------------
@@ -156,104 +141,103 @@ def mix_counts(buckets: Mapping[int, int], exact: Mapping[int, int], needed: set
     return mixed
 
 
-# -- the two requests -------------------------------------------------------------------------------------
+def needed_ranges(lowers: Iterable[int]) -> list[tuple[int, int]]:
+    """Needed buckets as few [from, to) ranges: adjacent buckets merge, which keeps the query small."""
+    ranges: list[tuple[int, int]] = []
+    for lower in sorted(set(lowers)):
+        if ranges and ranges[-1][1] == lower:
+            ranges[-1] = (ranges[-1][0], lower + BUCKET_SECONDS)
+        else:
+            ranges.append((lower, lower + BUCKET_SECONDS))
+    return ranges
 
 
-def _first_request(filters: list[dict[str, Any]]) -> dict[str, Any]:
-    """One tree down to (finest group, outcome): counts, sums, billable minutes per runner label set, and
-    the duration and queue histograms, so each document passes through a dozen collectors only."""
+# -- the two rounds ---------------------------------------------------------------------------------------
+
+
+def _first_round(filters: list[dict[str, Any]]) -> dict[str, CompositeSearch]:
+    """Counts per (finest group, outcome, runner label set) with their sums; histograms per finest group
+    of each measure's own population."""
     queue_known = {"exists": {"field": "queue_s"}}
-    per_outcome = {
-        "seconds": {"sum": {"field": "duration_s"}},
-        "labels": {
-            "terms": {"field": "labels_key", "size": MAX_GROUPS, "shard_size": MAX_GROUPS},
-            "aggs": {"billable": {"sum": {"field": "billable_minutes"}}},
+    counts = CompositeSearch(
+        query=filters,
+        sources=terms_sources((*FINEST_FIELDS, "outcome", "labels_key")),
+        aggs={
+            "seconds": {"sum": {"field": "duration_s"}},
+            "billable": {"sum": {"field": "billable_minutes"}},
+            "queue_exact": {"filter": {"bool": {"filter": [queue_known, {"term": {"queue_exact": True}}]}}},
+            "queue_estimated": {
+                "filter": {"bool": {"filter": [queue_known, {"term": {"queue_exact": False}}]}}
+            },
+            "skew": {"filter": {"term": {"clock_skew": True}}},
         },
-        "queue_exact": {"filter": {"bool": {"filter": [queue_known, {"term": {"queue_exact": True}}]}}},
-        "queue_estimated": {"filter": {"bool": {"filter": [queue_known, {"term": {"queue_exact": False}}]}}},
-        "skew": {"filter": {"term": {"clock_skew": True}}},
-        "durations": _histogram("duration_s", BUCKET_SECONDS),
-        "queues": _histogram("queue_s", BUCKET_SECONDS),
-    }
-    return {
-        "size": 0,
-        "query": {"bool": {"filter": filters}},
-        "aggs": nested_terms(COUNT_FIELDS, per_outcome),
-    }
+    )
+    searches = {"counts": counts}
+    for measure in MEASURES:
+        histogram = {"histogram": {"field": MEASURE_FIELD[measure], "interval": BUCKET_SECONDS}}
+        searches[measure] = CompositeSearch(
+            query=[*filters, *measure_filter(measure)],
+            sources=[*terms_sources(FINEST_FIELDS), {"bucket": histogram}],
+        )
+    return searches
 
 
-def _second_request(
+def _second_round(
     filters: list[dict[str, Any]], needed: Mapping[Measure, Mapping[Level, set[int]]]
-) -> dict[str, Any] | None:
-    """Per measure and level, a ``range`` aggregation over that level's needed buckets (a binary search
-    per document, far cheaper than a filter of many ranges), with the level's groups and their exact
-    value counts under it. One union per level, not per request, keeps the bucket count bounded."""
-    aggregations: dict[str, Any] = {}
+) -> dict[tuple[Measure, Level], CompositeSearch]:
+    """Per measure and level, the exact values of that level's groups inside the level's needed buckets
+    (one union per level: a group ignores its neighbours' buckets, `mix_counts`)."""
+    searches: dict[tuple[Measure, Level], CompositeSearch] = {}
     for measure in MEASURES:
         field = MEASURE_FIELD[measure]
-        per_level: dict[str, Any] = {}
         for level, fields in LEVEL_FIELDS.items():
-            lowers = sorted(needed[measure].get(level, set()))
-            if lowers:
-                ranges = [{"from": low, "to": low + BUCKET_SECONDS} for low in lowers]
-                leaf = nested_terms(fields, {"values": _histogram(field, 1)})
-                per_level[level] = {"range": {"field": field, "ranges": ranges}, "aggs": leaf}
-        if per_level:
-            aggregations[measure] = {"filter": measure_filter(measure), "aggs": per_level}
-    if not aggregations:
-        return None
-    return {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggregations}
+            ranges = needed_ranges(needed[measure].get(level, set()))
+            if not ranges:
+                continue
+            within = [{"range": {field: {"gte": low, "lt": high}}} for low, high in ranges]
+            searches[(measure, level)] = CompositeSearch(
+                query=[*filters, *measure_filter(measure), {"bool": {"should": within}}],
+                sources=[{field: {"terms": {"field": field}}} for field in fields]
+                + [{"value": {"terms": {"field": field}}}],
+            )
+    return searches
 
 
-def _read_second(answer: Mapping[str, Any], measure: Measure, level: Level) -> dict[GroupKey, Counter[int]]:
-    """Exact value counts per group of one level, summed over the (disjoint) needed ranges."""
-    exact: dict[GroupKey, Counter[int]] = {}
-    if level not in answer.get(measure, {}):
-        return exact
-    for needed_range in answer[measure][level]["buckets"]:
-        for values, leaf in walk(needed_range, len(LEVEL_FIELDS[level])):
-            exact.setdefault(group_key(level, values), Counter()).update(_histogram_counts(leaf["values"]))
-    return exact
-
-
-def _histogram_counts(histogram: Mapping[str, Any]) -> Counter[int]:
-    return Counter({int(bucket["key"]): int(bucket["doc_count"]) for bucket in histogram["buckets"]})
-
-
-FinestKey = tuple[str, str, str, str | None]
+def _finest(key: Mapping[str, Any]) -> FinestKey:
+    return (key["repository"], key["workflow_name"], key["name"], key["head_branch"])
 
 
 def _read_first(
-    answer: Mapping[str, Any],
+    answers: Mapping[str, list[dict[str, Any]]],
 ) -> tuple[dict[FinestKey, GroupTally], dict[Measure, dict[FinestKey, Counter[int]]]]:
     tallies: dict[FinestKey, GroupTally] = {}
+    for bucket in answers["counts"]:
+        key = bucket["key"]
+        part = tallies.setdefault(_finest(key), GroupTally())
+        part.outcomes[key["outcome"]] += int(bucket["doc_count"])
+        part.job_seconds += int(bucket["seconds"]["value"])
+        billable = int(bucket["billable"]["value"])
+        if billable:
+            part.billable_by_labels[key["labels_key"]] += billable
+        part.queue_exact_count += int(bucket["queue_exact"]["doc_count"])
+        part.queue_estimated_count += int(bucket["queue_estimated"]["doc_count"])
+        part.clock_skew_count += int(bucket["skew"]["doc_count"])
     histograms: dict[Measure, dict[FinestKey, Counter[int]]] = {measure: {} for measure in MEASURES}
-    for (repository, workflow, job, branch, outcome), leaf in walk(answer, len(COUNT_FIELDS)):
-        finest: FinestKey = (repository, workflow, job, None if branch == NO_BRANCH else branch)
-        part = GroupTally()
-        part.outcomes[outcome] = int(leaf["doc_count"])
-        part.job_seconds = int(leaf["seconds"]["value"])
-        if leaf["labels"].get("sum_other_doc_count", 0):
-            raise SearchRequestError(f"more than {MAX_GROUPS} runner label sets in one group")
-        for labels in leaf["labels"]["buckets"]:
-            billable = int(labels["billable"]["value"])
-            if billable:
-                part.billable_by_labels[labels["key"]] += billable
-        part.queue_exact_count = int(leaf["queue_exact"]["doc_count"])
-        part.queue_estimated_count = int(leaf["queue_estimated"]["doc_count"])
-        part.clock_skew_count = int(leaf["skew"]["doc_count"])
-        tallies.setdefault(finest, GroupTally()).merge(part)
-        if outcome in VERDICT_OUTCOMES:
-            histograms["durations"].setdefault(finest, Counter()).update(_histogram_counts(leaf["durations"]))
-        histograms["queues"].setdefault(finest, Counter()).update(_histogram_counts(leaf["queues"]))
+    for measure in MEASURES:
+        for bucket in answers[measure]:
+            counts = histograms[measure].setdefault(_finest(bucket["key"]), Counter())
+            counts[int(bucket["key"]["bucket"])] += int(bucket["doc_count"])
     return tallies, histograms
 
 
-def levels_of(finest: FinestKey) -> list[tuple[Level, GroupKey]]:
-    """The groups of every level a finest group belongs to, the overall one included."""
-    groups: list[tuple[Level, GroupKey]] = [("all", (None, None, None, None))]
-    groups += [(level, key) for level, key in group_keys(*finest).items() if key is not None]
-    return groups
+def _read_second(buckets: list[dict[str, Any]], level: Level) -> dict[GroupKey, Counter[int]]:
+    exact: dict[GroupKey, Counter[int]] = {}
+    fields = LEVEL_FIELDS[level]
+    for bucket in buckets:
+        key = bucket["key"]
+        group = group_key(level, tuple(key[field] for field in fields))
+        exact.setdefault(group, Counter())[int(key["value"])] += int(bucket["doc_count"])
+    return exact
 
 
 def window_facts(
@@ -267,15 +251,16 @@ def window_facts(
     request_cache: bool = True,
 ) -> WindowFacts:
     check_window(start, end)
-    cache = "true" if request_cache else "false"
     filters = window_filter(repository, start, end)
-    first = client.search(index, _first_request(filters), request_cache=cache).get("aggregations")
+    first = composite_buckets(client, index, _first_round(filters), request_cache=request_cache)
+    finest_tallies, finest_histograms = _read_first(first)
+
     overall = GroupTally()
     by_level: dict[Level, dict[GroupKey, GroupTally]] = {level: {} for level in LEVELS}
-    if first is None:  # no index at all yet
-        return assemble(repository, start, end, overall, by_level, rates)
-
-    finest_tallies, finest_histograms = _read_first(first)
+    for finest, tally in finest_tallies.items():
+        for level, key in levels_of(finest):
+            target = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
+            target.merge(tally)
     histograms: dict[Measure, dict[Level, dict[GroupKey, Counter[int]]]] = {
         measure: {level: {} for level in LEVEL_FIELDS} for measure in MEASURES
     }
@@ -283,7 +268,6 @@ def window_facts(
         for finest, counts in finest_histograms[measure].items():
             for level, key in levels_of(finest):
                 histograms[measure][level].setdefault(key, Counter()).update(counts)
-    # one union of needed buckets per level: a group ignores its neighbours' buckets (`mix_counts`)
     needed = {
         measure: {
             level: {lower for counts in groups.values() for lower in needed_buckets(counts)}
@@ -291,16 +275,10 @@ def window_facts(
         }
         for measure in MEASURES
     }
-    second_body = _second_request(filters, needed)
-    second = client.search(index, second_body, request_cache=cache)["aggregations"] if second_body else {}
-
-    for finest, tally in finest_tallies.items():
-        for level, key in levels_of(finest):
-            target = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
-            target.merge(tally)
+    second = composite_buckets(client, index, _second_round(filters, needed), request_cache=request_cache)
     for measure in MEASURES:
         for level in LEVEL_FIELDS:
-            exact = _read_second(second, measure, level)
+            exact = _read_second(second.get((measure, level), []), level)
             for key, buckets in histograms[measure][level].items():
                 mixed = mix_counts(buckets, exact.get(key, Counter()), needed_buckets(buckets))
                 target = overall if level == "all" else by_level[level][key]

@@ -11,10 +11,15 @@ and labels are ``keyword`` (exact filters and aggregations); names also get a ``
 free-text search in Kibana/Dashboards; timestamps are ``date_nanos`` so microseconds round-trip exactly.
 Steps are kept in ``_source`` only (not indexed): no window fact needs them, and indexing them as nested
 documents would multiply the Lucene documents per job.
+
+Retention (`search_lifecycle`): the dated monthly indices also match a higher-priority template
+(``{prefix}-runs-2*``, ``{prefix}-jobs-2*``) that carries the ILM policy name where ILM is in use; only the
+highest-priority template applies to a new index, so the undated jobs index never gets a lifecycle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -114,6 +119,8 @@ class IndexLayout:
         self.runs_pattern = f"{prefix}-runs-*"
         self.jobs_pattern = f"{prefix}-jobs-*"
         self.watermarks = f"{prefix}-watermarks"
+        # month suffixes start with the year (2000-2999); "undated" starts with a letter
+        self.dated_patterns = [f"{prefix}-runs-2*", f"{prefix}-jobs-2*"]
 
     def run_index(self, run: WorkflowRun) -> str:
         return f"{self.prefix}-runs-{month_suffix(run.created_at)}"
@@ -136,20 +143,32 @@ class IndexLayout:
     def suffix(self, index: str) -> str:
         return index.rsplit("-", 1)[-1]
 
-    def templates(self) -> dict[str, dict[str, Any]]:
-        """Composable index templates (same body on Elasticsearch 8+ and OpenSearch 2+)."""
+    def templates(self, dated_settings: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Composable index templates (same body on Elasticsearch 8+ and OpenSearch 2+).
+
+        With `dated_settings` (the store always passes them, empty without ILM) the dated monthly indices
+        get their own templates carrying those settings; they are rewritten with the current mappings on
+        every store open, so they never lag behind a newly mapped field."""
         settings = {"number_of_shards": 1, "auto_expand_replicas": "0-1", "refresh_interval": "1s"}
-        return {
+        templates = {
             f"{self.prefix}-runs": _template(self.runs_pattern, settings, RUN_PROPERTIES),
             f"{self.prefix}-jobs": _template(self.jobs_pattern, settings, JOB_PROPERTIES),
             f"{self.prefix}-watermarks": _template(self.watermarks, settings, WATERMARK_PROPERTIES),
         }
+        if dated_settings is not None:
+            dated = settings | dict(dated_settings)
+            runs, jobs = self.dated_patterns
+            templates[f"{self.prefix}-runs-dated"] = _template(runs, dated, RUN_PROPERTIES, priority=201)
+            templates[f"{self.prefix}-jobs-dated"] = _template(jobs, dated, JOB_PROPERTIES, priority=201)
+        return templates
 
 
-def _template(pattern: str, settings: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+def _template(
+    pattern: str, settings: dict[str, Any], properties: dict[str, Any], *, priority: int = 200
+) -> dict[str, Any]:
     return {
         "index_patterns": [pattern],
-        "priority": 200,
+        "priority": priority,
         "template": {
             "settings": settings,
             "mappings": {"dynamic": "strict", "properties": properties},

@@ -5,9 +5,10 @@ writers serialise on ``BEGIN IMMEDIATE`` with a busy timeout instead of failing.
 transaction, and watermarks live in the same file, so after a crash the data and the watermark are always
 consistent with each other (``synchronous=NORMAL``: an application crash loses nothing committed; a power
 cut may lose the last transactions, data and watermark together, which the collector simply re-fetches).
-Derived job values are generated columns (`migrations`); window facts come from `sqlite_columnar` by
-default or from plain SQL (`sqlite_facts.SqlFacts`, ``columnar=False``), both equal to
-`metrics.facts.facts_from_jobs`.
+Derived job values are generated columns, and triggers keep each job's window facts in ``job_facts``, a
+table clustered by (repository, window_at) (`migrations`). Window facts come from one range read of that
+table decoded by numpy (`sqlite_columnar`, the default) or from plain SQL over ``jobs``
+(`sqlite_facts.SqlFacts`, ``columnar=False``); both equal `metrics.facts.facts_from_jobs`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from cipulse.metrics.facts import WindowFacts, check_window
 from cipulse.records import Job, Step, WorkflowRun
 from cipulse.store.base import StoreUnavailable, TrainingRow, Watermark
 from cipulse.store.migrations import migrate
-from cipulse.store.sqlite_columnar import PRUNE_TOMBSTONES, ColumnarFacts
+from cipulse.store.sqlite_columnar import ColumnarFacts
 from cipulse.store.sqlite_facts import FactsEngine, SqlFacts, collect
 from cipulse.store.sqlite_rows import (
     INSERT_JOB,
@@ -44,7 +45,6 @@ from cipulse.store.sqlite_rows import (
 )
 
 PAGE_SIZE: Final = 2000
-TOMBSTONES_KEPT: Final = 1_000_000
 _OUTAGE_MARKERS: Final = ("locked", "busy", "disk is full", "disk i/o", "unable to open", "readonly")
 
 
@@ -53,7 +53,7 @@ def configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    # REPLACE deletes the old row; its tombstone/step-cleanup trigger only fires with recursive triggers.
+    # REPLACE deletes the old row; its job_facts/step cleanup trigger only fires with recursive triggers.
     conn.execute("PRAGMA recursive_triggers = ON")
 
 
@@ -66,7 +66,11 @@ def _unavailable_or(error: sqlite3.OperationalError, path: str) -> Exception:
 
 class SqliteStore:
     """The embedded store. Thread-safe within a process (one connection behind a lock); open one instance
-    per process, in as many processes as needed."""
+    per process, in as many processes as needed.
+
+    Window facts cost the same on the first call as on later ones and hold no memory between calls beyond
+    a cache of group names. ``columnar=False`` computes them in plain SQL instead: a cross-check, much
+    slower for large windows (see bench/bench_store.py)."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000, columnar: bool = True) -> None:
         self.path = str(path)
@@ -125,13 +129,12 @@ class SqliteStore:
         self._write([(sql, [row])])
 
     def delete_older_than(self, cutoff: datetime) -> int:
-        """Steps go with their jobs (trigger); old tombstones are pruned in the same transaction."""
+        """Steps and job facts go with their jobs (trigger)."""
         micros = to_micros(cutoff)
-        runs, jobs, _ = self._write(
+        runs, jobs = self._write(
             [
                 ("DELETE FROM runs WHERE created_at < ?", [(micros,)]),
                 ("DELETE FROM jobs WHERE window_at < ?", [(micros,)]),
-                (PRUNE_TOMBSTONES, [(TOMBSTONES_KEPT,)]),
             ]
         )
         return runs + jobs
@@ -261,14 +264,16 @@ class SqliteStore:
         start_us, end_us = to_micros(start), to_micros(end)
         assert start_us is not None and end_us is not None
         with self._lock:
-            self._conn.execute("BEGIN")  # one snapshot for the refresh and every query
+            self._conn.execute("BEGIN")  # one snapshot for every query
             try:
                 engine: FactsEngine
                 if self._columnar is not None:
-                    self._columnar.refresh(self._conn)
+                    self._columnar.bind(self._conn)
                     engine = self._columnar
                 else:
                     engine = SqlFacts(self._conn)
                 return collect(engine, repository, start, end, start_us, end_us, rates)
             finally:
+                if self._columnar is not None:
+                    self._columnar.bind(None)
                 self._conn.execute("COMMIT")

@@ -1,305 +1,259 @@
-"""Fast window facts: an in-memory columnar projection of the jobs table, refreshed incrementally.
+"""Fast window facts: read one window of `job_facts` into numpy columns, then count without sorting.
 
-SQLite answers a window with one sort per group level and measure, so latency grows with the jobs in the
-window (tens of seconds for 330k jobs on a busy 2-core machine, see bench/bench_store.py). This projection
-keeps the small facts columns of every job as numpy arrays (about 40 bytes per job) and computes the same
-count and percentile rows with linear-time counting (`np.bincount` tables), falling back to sorting only
-for very large group x value spaces. Loading it costs one scan of the jobs table per process; after that
-it stays exact and current without rescanning:
+SQLite answers a window in SQL with one sort per group level and measure, so its latency grows with the
+jobs in the window (seconds to tens of seconds for 330k jobs, see bench/bench_store.py). Here a window
+costs one range read of the ``job_facts`` table, which is clustered by (repository, window_at), and
+linear-time numpy counting:
 
-- every job row has an AUTOINCREMENT ``seq``, and an overwrite (INSERT OR REPLACE) deletes the old row
-  and inserts a new one with a larger ``seq``; so rows with ``seq`` above the last one seen are the new
-  or changed jobs;
-- a trigger records each deleted row's ``seq`` in ``job_tombstones`` (overwrites and retention), so the
-  projection drops exactly those;
-- both are read in the caller's read transaction, so a refresh sees one consistent snapshot. If the
-  tombstones it needs were pruned (``PRUNE_TOMBSTONES``), it reloads from scratch.
+- every job's facts are a fixed-width hex string (layout in `migrations`), and SQLite concatenates the
+  window's strings into ONE value (``group_concat``), so no Python object is made per job; numpy decodes
+  the bytes to columns;
+- group ids come from ``fact_groups`` (one row per repository, workflow, job name, branch and runner label
+  set); they never change once committed, so the process keeps a growing id -> key cache and only reads
+  ids it has not seen yet. Each window renumbers the groups it contains, so the count tables are sized by
+  the window, not by every group the store has ever seen.
+
+Nothing else is held between calls: the first call in a process costs what every call costs, and each
+call reads the caller's snapshot, so writes by other processes (WAL) show up at once.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from cipulse.metrics.facts import GroupKey, Level
+from cipulse.metrics.facts import LEVELS, GroupKey, Level, group_keys
 from cipulse.metrics.outcome import OUTCOMES
 from cipulse.metrics.percentiles import PERCENTILES
 from cipulse.store.sqlite_facts import MEASURES, CountRow, PercentileRow
 
-_OUTCOME_INDEX: Final = {name: index for index, name in enumerate(OUTCOMES)}
-_VERDICTS: Final = np.array([_OUTCOME_INDEX["success"], _OUTCOME_INDEX["failure"]], dtype=np.int8)
-_FETCH: Final = 50_000
-_SEP: Final = "char(31)"  # ASCII unit separator: joins key parts in SQL, never part of a name
-_COLUMNS: Final[dict[str, Any]] = {
-    "seq": np.int64,
-    "window": np.int64,
-    "repo": np.int32,
-    "workflow": np.int32,
-    "job": np.int32,
-    "branch": np.int32,
-    "outcome": np.int8,
-    "label": np.int32,
-    "duration": np.int32,
-    "queue": np.int32,
-    "queue_exact": np.bool_,
-    "skew": np.bool_,
-    "billable": np.int32,
-    "alive": np.bool_,
-}
-_MAX_TABLE_CELLS: Final = 4_000_000  # dense count tables up to 32 MB; beyond that, sort-based paths
 IntArray = npt.NDArray[np.int64]
+FactGroup = tuple[str, str, str, str | None, str]  # repository, workflow, job name, branch, labels key
+
+# The row layout written by the ``job_facts`` triggers (migration 2), in bytes once each pair of hex
+# digits is decoded: group id 0-3, outcome << 4 | flags 4, duration_s + 1 5-9, queue_s + 1 10-14.
+ROW_WIDTH: Final = 30
+_EXACT_QUEUE: Final = 1
+_CLOCK_SKEW: Final = 2
+_HEX_DIGITS: Final = b"0123456789abcdef"
+# two hex characters, read as one little-endian uint16, -> the byte they spell
+_HEX_PAIRS: Final = np.zeros(65536, dtype=np.uint8)
+for _high, _high_char in enumerate(_HEX_DIGITS):
+    for _low, _low_char in enumerate(_HEX_DIGITS):
+        _HEX_PAIRS[_high_char | _low_char << 8] = _high << 4 | _low
+_N_OUTCOMES: Final = len(OUTCOMES)
+_VERDICTS: Final = (OUTCOMES.index("success"), OUTCOMES.index("failure"))
+_MAX_TABLE_CELLS: Final = 4_000_000  # dense count tables up to 32 MB; beyond that, sort-based paths
+_WINDOW_SQL: Final = (
+    "SELECT CAST(group_concat(facts, '') AS BLOB) FROM job_facts "
+    "WHERE {where} AND window_at >= ? AND window_at < ?"
+)
 
 
-class _Dimension:
-    """Interning of group keys to dense ids; `decode` turns a raw key into the value kept for it."""
+@dataclass(frozen=True, slots=True)
+class WindowColumns:
+    """The jobs of one window, one entry per job: fact group id, outcome index, flags, and seconds
+    (-1 where unknown)."""
 
-    def __init__(self, decode: Any = None, fixed: dict[Any, int] | None = None) -> None:
-        self.ids: dict[Any, int] = dict(fixed or {})
-        self.values: list[Any] = []
-        self._decode = decode
+    group: IntArray
+    outcome: IntArray
+    flags: IntArray
+    duration: IntArray
+    queue: IntArray
 
-    def id(self, value: Any) -> int:
-        found = self.ids.get(value)
+    def __len__(self) -> int:
+        return len(self.group)
+
+
+def decode(raw: bytes) -> WindowColumns:
+    """Fixed-width hex rows -> columns, all in numpy (one table lookup per pair of characters)."""
+    if len(raw) % ROW_WIDTH:
+        raise ValueError(f"job_facts rows are {ROW_WIDTH} characters; got {len(raw)} bytes in total")
+    packed = _HEX_PAIRS[np.frombuffer(raw, dtype="<u2")].reshape(-1, ROW_WIDTH // 2)
+    return WindowColumns(
+        group=_big_endian(packed[:, 0:4]),
+        outcome=(packed[:, 4] >> 4).astype(np.int64),
+        flags=(packed[:, 4] & 15).astype(np.int64),
+        duration=_big_endian(packed[:, 5:10]) - 1,
+        queue=_big_endian(packed[:, 10:15]) - 1,
+    )
+
+
+def _big_endian(columns: npt.NDArray[np.uint8]) -> IntArray:
+    """Unsigned big-endian integers from up to 8 byte columns."""
+    padded = np.zeros((len(columns), 8), dtype=np.uint8)
+    padded[:, 8 - columns.shape[1] :] = columns
+    return padded.view(">u8").ravel().astype(np.int64)
+
+
+def read_window(conn: sqlite3.Connection, repository: str | None, start_us: int, end_us: int) -> bytes:
+    """The window's fact rows as one byte string, in the caller's read transaction.
+
+    Per repository, each a contiguous range of the clustered table. A window too large for one SQLite
+    value (``SQLITE_LIMIT_LENGTH``, 1 GB by default: ~33M jobs) is read in halves.
+    """
+    if repository is None:
+        where, params = "repository IN (SELECT DISTINCT repository FROM fact_groups)", []
+    else:
+        where, params = "repository = ?", [repository]
+    try:
+        row = conn.execute(_WINDOW_SQL.format(where=where), [*params, start_us, end_us]).fetchone()
+    except sqlite3.DataError:
+        if end_us - start_us < 2:
+            raise
+        middle = start_us + (end_us - start_us) // 2
+        return read_window(conn, repository, start_us, middle) + read_window(conn, repository, middle, end_us)
+    found: bytes = row[0] or b""
+    return found
+
+
+class FactGroups:
+    """Cache of ``fact_groups``: ids are assigned in commit order and never reused or changed, so ids
+    above the highest one cached are exactly the ones to fetch."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, FactGroup] = {}
+        self.highest = 0
+
+    def lookup(self, conn: sqlite3.Connection, ids: IntArray) -> list[FactGroup]:
+        if len(ids) and int(ids.max()) > self.highest:
+            rows = conn.execute(
+                "SELECT id, repository, workflow_name, name, has_branch, head_branch, labels_key "
+                "FROM fact_groups WHERE id > ? ORDER BY id",
+                (self.highest,),
+            ).fetchall()
+            for group_id, repository, workflow, name, has_branch, branch, labels in rows:
+                self.keys[group_id] = (repository, workflow, name, branch if has_branch else None, labels)
+            if rows:
+                self.highest = rows[-1][0]
+        try:
+            return [self.keys[group_id] for group_id in ids.tolist()]
+        except KeyError as missing:
+            raise RuntimeError(f"job_facts refers to fact group {missing} which does not exist") from None
+
+
+class _Interned:
+    """Dense ids for the keys of one level within one window."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, int] = {}
+        self.keys: list[Any] = []
+
+    def id(self, key: Any) -> int:
+        found = self.ids.get(key)
         if found is None:
-            found = self.ids[value] = len(self.values)
-            self.values.append(self._decode(value) if self._decode else value)
+            found = self.ids[key] = len(self.keys)
+            self.keys.append(key)
         return found
 
-    def ids_of(self, values: Iterable[Any]) -> list[int]:
-        """Ids of many values: new ones interned first (few), then one C-level map over all of them."""
-        column = list(values)
-        for value in set(column) - self.ids.keys():
-            self.id(value)
-        return list(map(self.ids.__getitem__, column))
+
+class _Window:
+    """One window's columns with its groups renumbered 0..G-1 and each group's id in every level."""
+
+    def __init__(self, columns: WindowColumns, groups: list[FactGroup], local: IntArray) -> None:
+        self.columns = columns
+        self.local = local  # per job: its group's index in `groups`
+        self.n_groups = len(groups)
+        interned: dict[Level, _Interned] = {level: _Interned() for level in LEVELS}
+        of: dict[Level, list[int]] = {level: [] for level in LEVELS}
+        labels = _Interned()
+        label_of = []
+        for repository, workflow, name, branch, label in groups:
+            for level, key in group_keys(repository, workflow, name, branch).items():
+                of[level].append(-1 if key is None else interned[level].id(key))
+            label_of.append(labels.id(label))
+        self.level_keys: dict[Level, list[GroupKey]] = {"all": [(None, None, None, None)]}
+        self.level_of: dict[Level, IntArray] = {"all": np.zeros(len(groups), dtype=np.int64)}
+        for level in LEVELS:
+            self.level_keys[level] = interned[level].keys
+            self.level_of[level] = np.array(of[level], dtype=np.int64)
+        self.labels: list[str] = labels.keys
+        self.label_of = np.array(label_of, dtype=np.int64)
 
 
 class ColumnarFacts:
-    """One per store instance (so per process); `refresh` before each read, under the store's lock."""
-
-    # views set by `_expose`, one entry per job row
-    seq: IntArray
-    window: IntArray
-    repo: npt.NDArray[np.int32]
-    workflow: npt.NDArray[np.int32]
-    job: npt.NDArray[np.int32]
-    branch: npt.NDArray[np.int32]
-    outcome: npt.NDArray[np.int8]
-    label: npt.NDArray[np.int32]
-    duration: npt.NDArray[np.int32]
-    queue: npt.NDArray[np.int32]
-    queue_exact: npt.NDArray[np.bool_]
-    skew: npt.NDArray[np.bool_]
-    billable: npt.NDArray[np.int32]
-    alive: npt.NDArray[np.bool_]
+    """The window-facts engine over `job_facts`; one per store (it only caches `fact_groups`)."""
 
     def __init__(self) -> None:
-        self._reset()
+        self.groups = FactGroups()
+        self._conn: sqlite3.Connection | None = None
+        self._last: tuple[tuple[Any, ...], _Window | None] | None = None
 
-    def _reset(self) -> None:
-        self.last_seq = 0
-        self.last_tombstone = 0
-        self.repos = _Dimension()
-        self.workflows = _Dimension()  # (repository, workflow)
-        self.jobs = _Dimension(_split)  # SQL-joined key -> (repository, workflow, job name)
-        self.branches = _Dimension(_split, fixed={None: -1})  # joined key -> (repository, branch); none: -1
-        self.labels = _Dimension()
-        self.job_repo: list[int] = []  # job id -> repository id
-        self.job_workflow: list[int] = []  # job id -> workflow id
-        self.size = 0
-        self._last_selection: tuple[Any, IntArray] | None = None
-        self._storage = {name: np.zeros(0, dtype=dtype) for name, dtype in _COLUMNS.items()}
-        self._expose()
+    def bind(self, conn: sqlite3.Connection | None) -> None:
+        """Use this connection, inside the caller's read transaction, until the next `bind` (None: done;
+        the decoded window is dropped, so nothing window-sized stays in memory between calls)."""
+        self._conn = conn
+        self._last = None
 
-    def _expose(self) -> None:
-        """Attributes are views of the first `size` rows of the (over-allocated) storage."""
-        for name, array in self._storage.items():
-            setattr(self, name, array[: self.size])
-
-    # -- refresh --------------------------------------------------------------------------------------
-
-    def refresh(self, conn: sqlite3.Connection) -> None:
-        """Bring the projection up to the snapshot of the caller's read transaction."""
-        # Tombstone seqs are contiguous (AUTOINCREMENT, pruned only from the oldest end): if fewer remain
-        # above our mark than the counter says were written, some we never saw were pruned: start over.
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'job_tombstones'").fetchone()
-        counter = row[0] if row else 0
-        if self.last_seq and counter > self.last_tombstone:
-            dead = conn.execute(
-                "SELECT seq, job_seq FROM job_tombstones WHERE seq > ? ORDER BY seq", (self.last_tombstone,)
-            ).fetchall()
-            if len(dead) != counter - self.last_tombstone:
-                self._reset()
-            else:
-                gone = np.array([job_seq for _, job_seq in dead], dtype=np.int64)
-                positions = np.searchsorted(self.seq, gone)
-                inside = positions < len(self.seq)
-                positions, gone = positions[inside], gone[inside]
-                self.alive[positions[self.seq[positions] == gone]] = False
-        self.last_tombstone = counter
-        self._append(conn)
-        if len(self.alive) and np.count_nonzero(~self.alive) > len(self.alive) // 4:
-            self._compact()
-
-    def _append(self, conn: sqlite3.Connection) -> None:
-        cursor = conn.execute(
-            # group keys are joined in SQL: one string per row hashes far faster than a tuple of three
-            f"SELECT seq, window_at, repository || {_SEP} || workflow_name || {_SEP} || name, "
-            f"repository || {_SEP} || head_branch, outcome, labels_key, "
-            "duration_s, queue_s, queue_exact, clock_skew, billable_minutes FROM jobs "
-            "WHERE seq > ? ORDER BY seq",
-            (self.last_seq,),
-        )
-        chunks: list[dict[str, Any]] = []
-        while rows := cursor.fetchmany(_FETCH):
-            chunks.append(self._columns(rows))
-        if not chunks:
-            return
-        self.last_seq = int(chunks[-1]["seq"][-1])
-        added = sum(len(c["seq"]) for c in chunks)
-        needed = self.size + added
-        capacity = len(self._storage["seq"])
-        if needed > capacity:  # grow by half at least, so a stream of small appends stays amortised O(1)
-            capacity = max(needed, capacity + capacity // 2, 1024)
-            for name, array in self._storage.items():
-                grown = np.zeros(capacity, dtype=array.dtype)
-                grown[: self.size] = array[: self.size]
-                self._storage[name] = grown
-        offset = self.size
-        for chunk in chunks:
-            count = len(chunk["seq"])
-            for name, values in chunk.items():
-                self._storage[name][offset : offset + count] = values
-            offset += count
-        self.size = needed
-        self._expose()
-
-    def _columns(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-        columns = list(zip(*rows, strict=True))
-        seq, window, job_key, branch_key = columns[:4]
-        outcome, label, duration, queue, exact, skew, billable = columns[4:]
-        known = len(self.jobs.values)
-        job_ids = np.array(self.jobs.ids_of(job_key), dtype=np.int32)
-        for repository, workflow, _ in self.jobs.values[known:]:
-            self.job_repo.append(self.repos.id(repository))
-            self.job_workflow.append(self.workflows.id((repository, workflow)))
-        return {
-            "seq": np.array(seq, dtype=np.int64),
-            "window": np.array([-(2**62) if w is None else w for w in window], dtype=np.int64),
-            "repo": np.array(self.job_repo, dtype=np.int32)[job_ids],
-            "workflow": np.array(self.job_workflow, dtype=np.int32)[job_ids],
-            "job": job_ids,
-            "branch": np.array(self.branches.ids_of(branch_key), dtype=np.int32),
-            "outcome": np.array([_OUTCOME_INDEX[o] for o in outcome], dtype=np.int8),
-            "label": np.array(self.labels.ids_of(label), dtype=np.int32),
-            "duration": np.array([-1 if d is None else d for d in duration], dtype=np.int32),
-            "queue": np.array([-1 if q is None else q for q in queue], dtype=np.int32),
-            "queue_exact": np.array(exact, dtype=bool),
-            "skew": np.array(skew, dtype=bool),
-            "billable": np.array(billable, dtype=np.int32),
-            "alive": np.ones(len(seq), dtype=bool),
-        }
-
-    def _compact(self) -> None:
-        keep = np.flatnonzero(self._storage["alive"][: self.size])
-        for array in self._storage.values():
-            array[: len(keep)] = array[keep]
-        self.size = len(keep)
-        self._expose()
-
-    # -- queries --------------------------------------------------------------------------------------
-
-    def _selection(self, start_us: int, end_us: int, repository: str | None) -> IntArray:
-        """Row positions in the window; remembered for the next call on the same data and window (the
-        count and percentile passes of one `window_facts` ask for the same selection)."""
-        key = (start_us, end_us, repository, self.size, self.last_seq, self.last_tombstone)
-        if self._last_selection is not None and self._last_selection[0] == key:
-            return self._last_selection[1]
-        mask = self.alive & (self.window >= start_us) & (self.window < end_us)
-        if repository is not None:
-            repo_id = self.repos.ids.get(repository)
-            mask &= self.repo == (-2 if repo_id is None else repo_id)
-        selected = np.flatnonzero(mask)
-        self._last_selection = (key, selected)
-        return selected
-
-    def _parents(self) -> tuple[IntArray, IntArray]:
-        """Per job-group id: its repository id and its workflow id."""
-        return np.array(self.job_repo, dtype=np.int64), np.array(self.job_workflow, dtype=np.int64)
-
-    def _key(self, level: Level, group: int) -> GroupKey:
-        if level == "repository":
-            return (self.repos.values[group], None, None, None)
-        if level == "workflow":
-            repository, workflow = self.workflows.values[group]
-            return (repository, workflow, None, None)
-        if level == "job":
-            repository, workflow, name = self.jobs.values[group]
-            return (repository, workflow, name, None)
-        repository, branch = self.branches.values[group]
-        return (repository, None, None, branch)
+    def window(self, start_us: int, end_us: int, repository: str | None) -> _Window | None:
+        """The decoded window; read once per `bind` (count and percentile passes share it)."""
+        key = (start_us, end_us, repository)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        assert self._conn is not None, "bind a connection first"
+        columns = decode(read_window(self._conn, repository, start_us, end_us))
+        found = None
+        if len(columns):
+            distinct, local = _distinct_values(columns.group)
+            found = _Window(columns, self.groups.lookup(self._conn, distinct), local)
+        self._last = (key, found)
+        return found
 
     def count_rows(self, start_us: int, end_us: int, repository: str | None) -> list[CountRow]:
-        """Group the window once at the finest grain (job, branch, outcome, labels), then roll the few
-        thousand finest groups up to every level with small numpy group-bys."""
-        idx = self._selection(start_us, end_us, repository)
-        if not len(idx):
+        """Group the window once at the finest grain (fact group, outcome), then roll the groups up to every
+        level with small numpy group-bys."""
+        window = self.window(start_us, end_us, repository)
+        if window is None:
             return []
-        n_branch = len(self.branches.values) + 1
-        n_label = max(len(self.labels.values), 1)
-        n_outcome = len(OUTCOMES)
-        composite = self.job[idx].astype(np.int64) * n_branch + (self.branch[idx] + 1)
-        composite = (composite * n_outcome + self.outcome[idx]) * n_label + self.label[idx]
-        duration = self.duration[idx]
-        queued = self.queue[idx] >= 0
-        exact = queued & self.queue_exact[idx]
+        columns = window.columns
+        duration = columns.duration
+        known = duration >= 0
+        queued = columns.queue >= 0
+        exact = queued & ((columns.flags & _EXACT_QUEUE) > 0)
         weights = {
-            "seconds": np.where(duration >= 0, duration, 0),
-            "billable": self.billable[idx],
+            "seconds": np.where(known, duration, 0),
+            "billable": np.where(known, (duration + 59) // 60, 0),
             "exact": exact,
             "estimated": queued & ~exact,
-            "skew": self.skew[idx],
+            "skew": (columns.flags & _CLOCK_SKEW) > 0,
         }
-        space = len(self.jobs.values) * n_branch * n_outcome * n_label
-        codes, sums = _group_sums(composite, weights, space)
-        codes, label = np.divmod(codes, n_label)
-        codes, outcome = np.divmod(codes, n_outcome)
-        job, branch = np.divmod(codes, n_branch)
-        branch -= 1
-        job_repo, job_workflow = self._parents()
+        finest = window.local * _N_OUTCOMES + columns.outcome
+        codes, sums = _group_sums(finest, weights, window.n_groups * _N_OUTCOMES)
+        group, outcome = np.divmod(codes, _N_OUTCOMES)
+        label = window.label_of[group]
+        n_labels = len(window.labels)
         rows: list[CountRow] = []
-        level_ids: tuple[tuple[Level, IntArray, int], ...] = (
-            ("all", np.zeros(len(job), dtype=np.int64), 1),
-            ("repository", job_repo[job], len(self.repos.values)),
-            ("workflow", job_workflow[job], len(self.workflows.values)),
-            ("job", job, len(self.jobs.values)),
-            ("branch", branch, len(self.branches.values)),
-        )
-        for level, ids, n_groups in level_ids:
+        for level, level_of in window.level_of.items():
+            ids = level_of[group]
             keep = ids >= 0
-            level_code = (ids[keep] * n_outcome + outcome[keep]) * n_label + label[keep]
-            level_space = n_groups * n_outcome * n_label
-            grouped, level_sums = _group_sums(level_code, {k: v[keep] for k, v in sums.items()}, level_space)
-            rest, label_ids = np.divmod(grouped, n_label)
-            group_ids, outcome_ids = np.divmod(rest, n_outcome)
-            for position, (group, out, lab) in enumerate(
+            level_code = (ids[keep] * _N_OUTCOMES + outcome[keep]) * n_labels + label[keep]
+            n_level = len(window.level_keys[level])
+            grouped, level_sums = _group_sums(
+                level_code, {k: v[keep] for k, v in sums.items()}, n_level * _N_OUTCOMES * n_labels
+            )
+            rest, label_ids = np.divmod(grouped, n_labels)
+            group_ids, outcome_ids = np.divmod(rest, _N_OUTCOMES)
+            keys = window.level_keys[level]
+            totals = {name: values.tolist() for name, values in level_sums.items()}
+            for position, (group_id, out, lab) in enumerate(
                 zip(group_ids.tolist(), outcome_ids.tolist(), label_ids.tolist(), strict=True)
             ):
                 rows.append(
                     CountRow(
                         level=level,
-                        key=(None, None, None, None) if level == "all" else self._key(level, group),
+                        key=keys[group_id],
                         outcome=OUTCOMES[out],
-                        labels=self.labels.values[lab],
-                        count=int(level_sums["count"][position]),
-                        seconds=int(level_sums["seconds"][position]),
-                        billable=int(level_sums["billable"][position]),
-                        queue_exact=int(level_sums["exact"][position]),
-                        queue_estimated=int(level_sums["estimated"][position]),
-                        clock_skew=int(level_sums["skew"][position]),
+                        labels=window.labels[lab],
+                        count=totals["count"][position],
+                        seconds=totals["seconds"][position],
+                        billable=totals["billable"][position],
+                        queue_exact=totals["exact"][position],
+                        queue_estimated=totals["estimated"][position],
+                        clock_skew=totals["skew"][position],
                     )
                 )
         return rows
@@ -309,49 +263,45 @@ class ColumnarFacts:
         table by `np.bincount` gives every group's nearest ranks from cumulative sums: linear in the
         window, no per-level sort. Levels whose table would be too large fall back to per-group selection.
         """
-        idx = self._selection(start_us, end_us, repository)
+        window = self.window(start_us, end_us, repository)
         result: list[PercentileRow] = []
-        if not len(idx):
+        if window is None:
             return result
-        everything: GroupKey = (None, None, None, None)
+        columns = window.columns
         for measure in MEASURES:
             if measure == "durations":
-                values = self.duration[idx]
-                outcome = self.outcome[idx]
-                valid = (values >= 0) & ((outcome == _VERDICTS[0]) | (outcome == _VERDICTS[1]))
+                values = columns.duration
+                verdict = (columns.outcome == _VERDICTS[0]) | (columns.outcome == _VERDICTS[1])
+                valid = (values >= 0) & verdict
             else:
-                values = self.queue[idx]
+                values = columns.queue
                 valid = values >= 0
-            rows, chosen = idx[valid], values[valid]
+            chosen = values[valid]
             if not len(chosen):
                 continue
+            everything = window.level_keys["all"][0]
             result.append(PercentileRow("all", measure, everything, len(chosen), _picks(chosen)))
             distinct, value_ids = _distinct_values(chosen)
-            levels: tuple[tuple[Level, npt.NDArray[np.int32], int], ...] = (
-                ("repository", self.repo, len(self.repos.values)),
-                ("workflow", self.workflow, len(self.workflows.values)),
-                ("job", self.job, len(self.jobs.values)),
-                ("branch", self.branch, len(self.branches.values)),
-            )
-            for level, ids, n_groups in levels:
-                groups = ids[rows]
+            local = window.local[valid]
+            for level, level_of in window.level_of.items():
+                if level == "all":
+                    continue
+                groups = level_of[local]
                 keep = groups >= 0
+                n_groups = len(window.level_keys[level])
                 if n_groups * len(distinct) <= _MAX_TABLE_CELLS:
                     picked = _table_percentiles(groups[keep], value_ids[keep], n_groups, distinct)
                 else:
                     picked = _selected_percentiles(groups[keep], chosen[keep])
+                keys = window.level_keys[level]
                 for group, size, values_at in picked:
-                    result.append(PercentileRow(level, measure, self._key(level, group), size, values_at))
+                    result.append(PercentileRow(level, measure, keys[group], size, values_at))
         return result
 
 
-def _split(key: str) -> tuple[str, ...]:
-    return tuple(key.split("\x1f"))
-
-
-def _distinct_values(values: npt.NDArray[np.int32]) -> tuple[npt.NDArray[Any], IntArray]:
+def _distinct_values(values: IntArray) -> tuple[IntArray, IntArray]:
     """Sorted distinct values and each value's index among them; by counting when the values are small
-    (seconds below ~12 days, the usual case), which is linear, else by sorting."""
+    (seconds below ~46 days, group ids below 4M: the usual case), which is linear, else by sorting."""
     top = int(values.max())
     if top < _MAX_TABLE_CELLS:
         seen = np.bincount(values, minlength=top + 1) > 0
@@ -362,12 +312,12 @@ def _distinct_values(values: npt.NDArray[np.int32]) -> tuple[npt.NDArray[Any], I
 
 
 def _table_percentiles(
-    groups: npt.NDArray[np.int32], value_ids: IntArray, n_groups: int, distinct: npt.NDArray[np.int32]
+    groups: IntArray, value_ids: IntArray, n_groups: int, distinct: IntArray
 ) -> list[tuple[int, int, tuple[int, ...]]]:
     if not len(groups):
         return []
     n_values = len(distinct)
-    table = np.bincount(groups.astype(np.int64) * n_values + value_ids, minlength=n_groups * n_values)
+    table = np.bincount(groups * n_values + value_ids, minlength=n_groups * n_values)
     table = table.reshape(n_groups, n_values)
     sizes = table.sum(axis=1)
     present = np.flatnonzero(sizes)
@@ -376,16 +326,14 @@ def _table_percentiles(
     columns = []
     for p in PERCENTILES:
         ranks = (p * sizes + 99) // 100
-        columns.append(distinct[(cumulative < ranks[:, None]).sum(axis=1)])
+        columns.append(distinct[(cumulative < ranks[:, None]).sum(axis=1)].tolist())
     return [
-        (group, size, tuple(int(column[row]) for column in columns))
+        (group, size, tuple(column[row] for column in columns))
         for row, (group, size) in enumerate(zip(present.tolist(), sizes.tolist(), strict=True))
     ]
 
 
-def _selected_percentiles(
-    groups: npt.NDArray[np.int32], values: npt.NDArray[np.int32]
-) -> list[tuple[int, int, tuple[int, ...]]]:
+def _selected_percentiles(groups: IntArray, values: IntArray) -> list[tuple[int, int, tuple[int, ...]]]:
     """Fallback for very many groups x distinct values: stable grouping, then selection per group."""
     if not len(groups):
         return []
@@ -401,7 +349,7 @@ def _selected_percentiles(
     return found
 
 
-def _picks(values: npt.NDArray[np.int32]) -> tuple[int, ...]:
+def _picks(values: IntArray) -> tuple[int, ...]:
     """Nearest-rank percentiles of unsorted values by selection (np.partition), not sorting."""
     n = len(values)
     ranks = [(p * n + 99) // 100 - 1 for p in PERCENTILES]
@@ -418,21 +366,28 @@ def _group_sums(
     if space <= _MAX_TABLE_CELLS:
         counts = np.bincount(codes, minlength=space)
         unique = np.flatnonzero(counts)
-        sums: dict[str, IntArray] = {"count": counts[unique].astype(np.int64)}
-        for name, weight in weights.items():
-            if weight.dtype == np.bool_:  # flags: count the flagged rows, no float weights needed
-                sums[name] = np.bincount(codes[weight], minlength=space)[unique].astype(np.int64)
-            else:
-                totals = np.bincount(codes, weights=weight, minlength=space)[unique]
-                sums[name] = np.rint(totals).astype(np.int64)
-        return unique, sums
-    unique, inverse = np.unique(codes, return_inverse=True)
-    sums = {"count": np.bincount(inverse, minlength=len(unique)).astype(np.int64)}
+        inverse = None
+    else:
+        unique, inverse = np.unique(codes, return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(unique))
+    index = codes if inverse is None else inverse
+    size = space if inverse is None else len(unique)
+    chosen = unique if inverse is None else slice(None)
+    sums: dict[str, IntArray] = {"count": counts[chosen].astype(np.int64)}
     for name, weight in weights.items():
-        totals = np.bincount(inverse, weights=weight.astype(np.float64), minlength=len(unique))
-        sums[name] = np.rint(totals).astype(np.int64)
+        if weight.dtype == np.bool_:  # flags: count the flagged rows, no float weights needed
+            sums[name] = np.bincount(index[weight], minlength=size)[chosen].astype(np.int64)
+        else:
+            sums[name] = _integer_sums(index, weight, size)[chosen]
     return unique, sums
 
 
-# Forget all but the newest N tombstones (a reader further behind reloads from scratch).
-PRUNE_TOMBSTONES: Final = "DELETE FROM job_tombstones WHERE seq <= (SELECT MAX(seq) FROM job_tombstones) - ?"
+def _integer_sums(index: IntArray, weight: npt.NDArray[Any], size: int) -> IntArray:
+    """Exact per-index sums of non-negative integers. `np.bincount` adds in float64, exact only below
+    2^53; large totals are summed as high and low 24-bit halves, each of which stays below that."""
+    weight = weight.astype(np.int64)
+    if not len(weight) or int(weight.max()) * len(weight) < 2**53:
+        return np.rint(np.bincount(index, weights=weight, minlength=size)).astype(np.int64)
+    low = np.rint(np.bincount(index, weights=weight & 0xFFFFFF, minlength=size)).astype(np.int64)
+    high = np.rint(np.bincount(index, weights=weight >> 24, minlength=size)).astype(np.int64)
+    return (high << 24) + low

@@ -5,9 +5,11 @@ labels) -> count and sums, which add up to every coarser group, and (2) nearest-
 level and measure, (group key, n, p50, p90, p95). `collect` turns those into `WindowFacts` through the
 shared `metrics.facts.GroupTally`, so both engines and the search store finish identically.
 
-- `SqlFacts`: plain SQL (GROUP BY and ROW_NUMBER window functions), nothing held in memory; cost grows
-  with the jobs in the window because SQLite must sort them for each level.
-- `sqlite_columnar.ColumnarFacts`: the same numbers from an incrementally refreshed in-memory projection.
+- `SqlFacts`: plain SQL over the ``jobs`` table (GROUP BY and ROW_NUMBER window functions); cost grows
+  with the jobs in the window because SQLite must sort them for each level (seconds per 100k jobs). An
+  independent cross-check of the default engine.
+- `sqlite_columnar.ColumnarFacts`: the same numbers from one range read of ``job_facts`` decoded and
+  counted by numpy (the default).
 """
 
 from __future__ import annotations
