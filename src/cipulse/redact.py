@@ -14,7 +14,7 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
     if parts.username is None and parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    # Keep the host part as written: `parts.port` raises on a non-numeric port, and that must not crash
+    # the error message that reports the bad URL.
+    host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))

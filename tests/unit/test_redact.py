@@ -15,3 +15,14 @@ def test_urls_without_credentials_are_unchanged() -> None:
 
 def test_a_token_only_userinfo_is_removed() -> None:
     assert redact_url("https://ghp_abc123@ghe.example/api/v3") == "https://***@ghe.example/api/v3"
+
+
+def test_a_non_numeric_port_does_not_break_redaction() -> None:
+    redacted = redact_url("https://user:secret@search.example:notaport/x")
+    assert "secret" not in redacted and "user" not in redacted
+    assert redacted == "https://***@search.example:notaport/x"
+
+
+def test_a_password_containing_at_signs_is_removed_whole() -> None:
+    redacted = redact_url("https://user:p@ss@search.example:9200")
+    assert redacted == "https://***@search.example:9200"

@@ -20,6 +20,7 @@ call reads the caller's snapshot, so writes by other processes (WAL) show up at 
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,6 +49,8 @@ for _high, _high_char in enumerate(_HEX_DIGITS):
 _N_OUTCOMES: Final = len(OUTCOMES)
 _VERDICTS: Final = (OUTCOMES.index("success"), OUTCOMES.index("failure"))
 _MAX_TABLE_CELLS: Final = 4_000_000  # dense count tables up to 32 MB; beyond that, sort-based paths
+DAY_US: Final = 86_400_000_000  # the day of ``job_fact_days`` (migration 2)
+MAX_CACHED_JOBS: Final = 2_000_000  # decoded days kept per store: at most ~44 MB
 _WINDOW_SQL: Final = (
     "SELECT CAST(group_concat(facts, '') AS BLOB) FROM job_facts "
     "WHERE {where} AND window_at >= ? AND window_at < ?"
@@ -57,16 +60,24 @@ _WINDOW_SQL: Final = (
 @dataclass(frozen=True, slots=True)
 class WindowColumns:
     """The jobs of one window, one entry per job: fact group id, outcome index, flags, and seconds
-    (-1 where unknown)."""
+    (-1 where unknown). Compact types: 22 bytes per job, so cached days stay small."""
 
-    group: IntArray
-    outcome: IntArray
-    flags: IntArray
+    group: npt.NDArray[np.uint32]
+    outcome: npt.NDArray[np.uint8]
+    flags: npt.NDArray[np.uint8]
     duration: IntArray
     queue: IntArray
 
     def __len__(self) -> int:
         return len(self.group)
+
+    @staticmethod
+    def join(parts: list[WindowColumns]) -> WindowColumns:
+        if len(parts) == 1:
+            return parts[0]
+        names = ("group", "outcome", "flags", "duration", "queue")
+        joined = {name: np.concatenate([getattr(part, name) for part in parts]) for name in names}
+        return WindowColumns(**joined)
 
 
 def decode(raw: bytes) -> WindowColumns:
@@ -75,9 +86,9 @@ def decode(raw: bytes) -> WindowColumns:
         raise ValueError(f"job_facts rows are {ROW_WIDTH} characters; got {len(raw)} bytes in total")
     packed = _HEX_PAIRS[np.frombuffer(raw, dtype="<u2")].reshape(-1, ROW_WIDTH // 2)
     return WindowColumns(
-        group=_big_endian(packed[:, 0:4]),
-        outcome=(packed[:, 4] >> 4).astype(np.int64),
-        flags=(packed[:, 4] & 15).astype(np.int64),
+        group=np.ascontiguousarray(packed[:, 0:4]).view(">u4").ravel().astype(np.uint32),
+        outcome=packed[:, 4] >> 4,
+        flags=packed[:, 4] & 15,
         duration=_big_endian(packed[:, 5:10]) - 1,
         queue=_big_endian(packed[:, 10:15]) - 1,
     )
@@ -175,33 +186,92 @@ class _Window:
         self.label_of = np.array(label_of, dtype=np.int64)
 
 
-class ColumnarFacts:
-    """The window-facts engine over `job_facts`; one per store (it only caches `fact_groups`)."""
+class _DayCache:
+    """Decoded whole days of ``job_facts`` per (repository, UTC day), each valid while the day's change
+    count in ``job_fact_days`` is the one it was read at (counts only grow). Least recently used days go
+    first beyond `max_jobs`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_jobs: int) -> None:
+        self.max_jobs = max_jobs
+        self.jobs = 0
+        self.days: OrderedDict[tuple[str, int], tuple[int, WindowColumns]] = OrderedDict()
+
+    def get(self, key: tuple[str, int], changes: int) -> WindowColumns | None:
+        found = self.days.get(key)
+        if found is None or found[0] != changes:
+            return None
+        self.days.move_to_end(key)
+        return found[1]
+
+    def put(self, key: tuple[str, int], changes: int, columns: WindowColumns) -> None:
+        old = self.days.pop(key, None)
+        if old is not None:
+            self.jobs -= len(old[1])
+        self.days[key] = (changes, columns)
+        self.jobs += len(columns)
+        while self.jobs > self.max_jobs and self.days:
+            _, (_, evicted) = self.days.popitem(last=False)
+            self.jobs -= len(evicted)
+
+
+class ColumnarFacts:
+    """The window-facts engine over `job_facts`; one per store. Between calls it keeps the
+    ``fact_groups`` names and up to `max_cached_jobs` decoded whole days (22 bytes per job), checked
+    against ``job_fact_days`` on every call, so a repeated or sliding window re-reads only the days that
+    changed and its partial first and last day."""
+
+    def __init__(self, max_cached_jobs: int = MAX_CACHED_JOBS) -> None:
         self.groups = FactGroups()
+        self.cache = _DayCache(max_cached_jobs)
         self._conn: sqlite3.Connection | None = None
         self._last: tuple[tuple[Any, ...], _Window | None] | None = None
 
     def bind(self, conn: sqlite3.Connection | None) -> None:
         """Use this connection, inside the caller's read transaction, until the next `bind` (None: done;
-        the decoded window is dropped, so nothing window-sized stays in memory between calls)."""
+        the decoded window is dropped)."""
         self._conn = conn
         self._last = None
 
     def window(self, start_us: int, end_us: int, repository: str | None) -> _Window | None:
-        """The decoded window; read once per `bind` (count and percentile passes share it)."""
+        """The decoded window; assembled once per `bind` (count and percentile passes share it)."""
         key = (start_us, end_us, repository)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         assert self._conn is not None, "bind a connection first"
-        columns = decode(read_window(self._conn, repository, start_us, end_us))
+        columns = self._columns(self._conn, start_us, end_us, repository)
         found = None
         if len(columns):
-            distinct, local = _distinct_values(columns.group)
+            distinct, local = _distinct_values(columns.group.astype(np.int64))
             found = _Window(columns, self.groups.lookup(self._conn, distinct), local)
         self._last = (key, found)
         return found
+
+    def _columns(
+        self, conn: sqlite3.Connection, start_us: int, end_us: int, repository: str | None
+    ) -> WindowColumns:
+        """Whole days inside the window from the cache (re-read where changed), the partial first and last
+        day straight from the table."""
+        first_day = -(-start_us // DAY_US)  # the first day starting at or after the window's start
+        end_day = end_us // DAY_US  # days before this one end at or before the window's end
+        if first_day >= end_day or self.cache.max_jobs <= 0:
+            return decode(read_window(conn, repository, start_us, end_us))
+        parts = [decode(read_window(conn, repository, start_us, first_day * DAY_US))]
+        if repository is None:
+            where, params = "repository IN (SELECT DISTINCT repository FROM fact_groups)", []
+        else:
+            where, params = "repository = ?", [repository]
+        changed = conn.execute(
+            f"SELECT repository, day, changes FROM job_fact_days WHERE {where} AND day >= ? AND day < ?",
+            [*params, first_day, end_day],
+        ).fetchall()
+        for repo, day, changes in changed:
+            columns = self.cache.get((repo, day), changes)
+            if columns is None:
+                columns = decode(read_window(conn, repo, day * DAY_US, (day + 1) * DAY_US))
+                self.cache.put((repo, day), changes, columns)
+            parts.append(columns)
+        parts.append(decode(read_window(conn, repository, end_day * DAY_US, end_us)))
+        return WindowColumns.join([part for part in parts if len(part)] or parts[:1])
 
     def count_rows(self, start_us: int, end_us: int, repository: str | None) -> list[CountRow]:
         """Group the window once at the finest grain (fact group, outcome), then roll the groups up to every
