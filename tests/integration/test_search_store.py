@@ -15,6 +15,7 @@ import pytest
 
 from cipulse.metrics.cost import RunnerRates
 from cipulse.records import Job, WorkflowRun
+from cipulse.store import search_ingest
 from cipulse.store.base import StoreUnavailable, Watermark
 from cipulse.store.search import BulkItemsFailed, SearchStore
 from cipulse.store.search_client import BulkAction, SearchClient
@@ -189,7 +190,10 @@ def run_keys_of_jobs(jobs: Iterable[Job]) -> dict[str, set[str]]:
     return grouped
 
 
-def test_interrupted_upsert_never_stores_a_run_without_its_jobs(engine: tuple[str, str]) -> None:
+def test_interrupted_upsert_never_stores_a_run_without_its_jobs(
+    engine: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_ingest, "MAX_BULK_BYTES", 500_000)  # jobs of ~1 kB: 500 per request
     runs, jobs = history(jobs=1300, batch_jobs=1300)[0]  # three job chunks and a run chunk
     expected = run_keys_of_jobs(jobs)
     for number in range(1, 5):

@@ -281,3 +281,47 @@ def test_open_store_urls(tmp_path: Path) -> None:
         open_store("mysql://x")
     with pytest.raises(ValueError):
         open_store("sqlite://")
+
+
+@pytest.mark.parametrize("cached_jobs", [0, 40, 1_000_000])
+def test_cached_days_follow_every_kind_of_change(tmp_path: Path, cached_jobs: int) -> None:
+    """Whole days are kept between calls (none, a few with eviction, all): sliding windows that cut days
+    in the middle, then inserts, overwrites, manual updates and retention in cached days, all stay exact."""
+    store = SqliteStore(tmp_path / "days.db", cached_jobs=cached_jobs)
+    runs, jobs = history(2500)
+    store.upsert(runs, jobs[:2000])
+    current = jobs[:2000]
+
+    def check() -> None:
+        for shift in (0, 5.5, 6.25):  # aligned to days, and cutting the first and last day
+            start = START + timedelta(days=3 + shift)
+            end = start + timedelta(days=20)
+            assert store.window_facts(None, start, end) == facts_from_jobs(current, None, start, end)
+        start, end = START + timedelta(days=10, hours=3), START + timedelta(days=31, hours=1)
+        assert store.window_facts("octo/beta", start, end) == facts_from_jobs(
+            current, "octo/beta", start, end
+        )
+
+    check()
+    store.upsert([], jobs[2000:])
+    current = current + jobs[2000:]
+    check()
+    failed = [dataclasses.replace(j, conclusion="failure", status="completed") for j in current[::7]]
+    current = [j for index, j in enumerate(current) if index % 7] + failed
+    store.upsert([], failed)
+    check()
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("UPDATE jobs SET created_at = created_at + 86400000000 WHERE conclusion = 'cancelled'")
+    conn.close()
+    current = [
+        dataclasses.replace(j, created_at=j.created_at + timedelta(days=1))
+        if j.conclusion == "cancelled" and j.created_at
+        else j
+        for j in current
+    ]
+    check()
+    cutoff = START + timedelta(days=12, hours=5)
+    store.delete_older_than(cutoff)
+    current = [j for j in current if (job_window_time(j) or cutoff) >= cutoff]
+    check()
+    store.close()

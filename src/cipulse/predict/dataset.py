@@ -145,6 +145,11 @@ def chronological_folds(size: int, folds: int = 10) -> list[range]:
     return result
 
 
+def start_times(project: Project) -> list[float]:
+    """Build start times (epoch seconds), for weighting training rows by age."""
+    return [event.started_at.timestamp() for event, _ in project.builds]
+
+
 def as_matrix(rows: Sequence[features.Vector]) -> list[list[float]]:
     """Feature rows with unknown values as NaN (what LightGBM and scikit-learn expect)."""
     nan = float("nan")

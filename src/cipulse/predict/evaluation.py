@@ -5,6 +5,10 @@ and tested on fold k. Calibration and thresholds are fitted inside the training 
 so nothing about fold k is known before it is scored. Predictions of the five test folds are pooled per
 project for the measures. Every model is shown next to the "repeat the previous outcome" baseline and
 random skipping at the same rate.
+
+Ideas and hyperparameters are chosen on the development protocol (`development_projects`): the same
+protocol run on the first half of each project only. That half precedes every test fold of the full
+protocol, so choosing on it never looks at the data the published numbers are measured on.
 """
 
 from __future__ import annotations
@@ -16,9 +20,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cipulse.predict import scoring
-from cipulse.predict.dataset import Project, as_matrix, chronological_folds
+from cipulse.predict.dataset import (
+    Project,
+    as_matrix,
+    chronological_folds,
+    project_from_builds,
+    start_times,
+)
 from cipulse.predict.features import FEATURE_NAMES
-from cipulse.predict.training import INNER_BLOCKS, VALIDATION_BLOCKS, ModelKind, TrainedModel, train
+from cipulse.predict.training import (
+    GLOBAL_LIGHTGBM_PARAMS,
+    INNER_BLOCKS,
+    VALIDATION_BLOCKS,
+    ModelKind,
+    TrainedModel,
+    train,
+)
 
 FOLDS = 10
 FIRST_TEST_FOLD = 6
@@ -113,6 +130,12 @@ class Evaluation:
     projects: list[ProjectResult]
     target_recall: float
     models: list[str]
+    development: bool = False
+
+
+def development_projects(projects: Sequence[Project]) -> list[Project]:
+    """The first half of each project's builds, for choosing ideas without touching any test fold."""
+    return [project_from_builds(p.name, p.builds[: len(p.builds) // 2]) for p in projects]
 
 
 def fit_count(projects: Sequence[Project], with_global: bool, with_forest: bool) -> int:
@@ -128,11 +151,16 @@ def evaluate(
     target_recall: float = 0.9,
     with_global: bool = True,
     with_forest: bool = True,
+    development: bool = False,
     on_fit: Callable[[], None] | None = None,
 ) -> Evaluation:
-    """Run the protocol on every project; `on_fit` is called after each model fit (progress)."""
+    """Run the protocol on every project; `on_fit` is called after each model fit (progress).
+
+    `development` says the projects were cut by `development_projects` (recorded for the report).
+    """
     matrices = [np.asarray(as_matrix(project.rows), dtype=float) for project in projects]
     labels = [np.asarray(project.labels, dtype=int) for project in projects]
+    times = [np.asarray(start_times(project), dtype=float) for project in projects]
     splits = [chronological_folds(len(project.builds), FOLDS) for project in projects]
     kinds: list[tuple[str, ModelKind]] = [(CIPULSE, "lightgbm")]
     if with_forest:
@@ -151,6 +179,7 @@ def evaluate(
                     matrices[index][train_rows],
                     labels[index][train_rows],
                     target_recall=target_recall,
+                    times=times[index][train_rows],
                     on_fit=on_fit,
                 )
                 _record(
@@ -169,7 +198,7 @@ def evaluate(
                 test_fold, labels[index][test_rows].tolist(), prev.tolist(), (prev >= 0.5).tolist(), 0.5
             )
         if with_global:
-            model = _train_global(matrices, labels, parts, target_recall, on_fit)
+            model = _train_global(matrices, labels, times, parts, target_recall, on_fit)
             for index, (_, test_rows) in enumerate(parts):
                 _record(
                     predictions[index],
@@ -196,7 +225,7 @@ def evaluate(
             )
         )
     models = [CIPULSE] + ([CIPULSE_GLOBAL] if with_global else []) + ([FOREST] if with_forest else [])
-    return Evaluation(results, target_recall, [*models, PREVIOUS, RANDOM])
+    return Evaluation(results, target_recall, [*models, PREVIOUS, RANDOM], development)
 
 
 def _record(
@@ -217,20 +246,33 @@ def _record(
 def _train_global(
     matrices: Sequence[NDArray[np.float64]],
     labels: Sequence[NDArray[np.int_]],
+    times: Sequence[NDArray[np.float64]],
     parts: Sequence[tuple[NDArray[np.int_], NDArray[np.int_]]],
     target_recall: float,
     on_fit: Callable[[], None] | None,
 ) -> TrainedModel:
-    """One model over every project's training part; inner blocks are chronological per project."""
+    """One model over every project's training part; inner blocks and row ages are per project."""
     features = np.concatenate([matrices[i][rows] for i, (rows, _) in enumerate(parts)])
     failed = np.concatenate([labels[i][rows] for i, (rows, _) in enumerate(parts)])
+    starts = np.concatenate([times[i][rows] for i, (rows, _) in enumerate(parts)])
+    groups = np.concatenate([np.full(len(rows), i) for i, (rows, _) in enumerate(parts)])
     blocks = np.concatenate(
         [
             np.minimum((np.arange(len(rows)) * INNER_BLOCKS) // max(len(rows), 1), INNER_BLOCKS - 1)
             for rows, _ in parts
         ]
     )
-    return train("lightgbm", features, failed, target_recall=target_recall, block_ids=blocks, on_fit=on_fit)
+    return train(
+        "lightgbm",
+        features,
+        failed,
+        target_recall=target_recall,
+        block_ids=blocks,
+        times=starts,
+        groups=groups,
+        params=GLOBAL_LIGHTGBM_PARAMS,
+        on_fit=on_fit,
+    )
 
 
 def _random_measures(reference: Predictions) -> Measures:

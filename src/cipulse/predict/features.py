@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from cipulse.predict.events import BuildEvent, ChangeStats, ProjectContext
+from cipulse.predict.lineage import LINEAGE_FIELDS, Lineage
 
 Vector = list[float | None]
 
@@ -44,7 +45,9 @@ _HISTORY_FIELDS = (
 )
 _COMMIT_FIELDS = ("is_pr", "hour", "weekday", "message_length", "message_fix", "message_revert_or_wip")
 
-FEATURE_NAMES: tuple[str, ...] = _HISTORY_FIELDS + _CHANGE_FIELDS + _CONTEXT_FIELDS + _COMMIT_FIELDS
+FEATURE_NAMES: tuple[str, ...] = (
+    _HISTORY_FIELDS + LINEAGE_FIELDS + _CHANGE_FIELDS + _CONTEXT_FIELDS + _COMMIT_FIELDS
+)
 """Column order of every feature vector; stored in artifacts and checked on load."""
 
 MAX_TRACKED_IDS = 4096
@@ -145,6 +148,7 @@ class History:
         self.changes = _Bounded(MAX_TRACKED_IDS)
         self.states = _Bounded(MAX_TRACKED_IDS)
         self.state_positions: OrderedDict[str, int] = OrderedDict()
+        self.lineage = Lineage()
         self.observed = 0
         self.last_sloc: float | None = None
 
@@ -182,7 +186,8 @@ class History:
         ]
         change = [getattr(event.change, name) for name in _CHANGE_FIELDS]
         context = [getattr(event.context, name) for name in _CONTEXT_FIELDS]
-        return history + change + context + _commit_features(event)
+        lineage = self.lineage.features(event.context)
+        return history + lineage + change + context + _commit_features(event)
 
     def observe(self, event: BuildEvent, failed: bool) -> None:
         """Record a finished build; later `features` calls may use it."""
@@ -200,6 +205,7 @@ class History:
             self.state_positions[event.state_id] = self.observed
             while len(self.state_positions) > MAX_TRACKED_IDS:
                 self.state_positions.popitem(last=False)
+        self.lineage.observe(event.context, failed)
         if event.context.sloc is not None:
             self.last_sloc = event.context.sloc
         self.observed += 1
@@ -218,6 +224,7 @@ class History:
             "changes": tracks(self.changes),
             "states": tracks(self.states),
             "state_positions": list(self.state_positions.items()),
+            "lineage": self.lineage.to_json(),
             "observed": self.observed,
             "last_sloc": self.last_sloc,
         }
@@ -231,6 +238,7 @@ class History:
             for key, track in data[name]:
                 bounded[key] = _Track.from_json(track)
         history.state_positions = OrderedDict((key, int(pos)) for key, pos in data["state_positions"])
+        history.lineage = Lineage.from_json(data["lineage"])
         history.observed = int(data["observed"])
         history.last_sloc = data["last_sloc"]
         return history

@@ -4,7 +4,10 @@ Everything is learned from the training rows only: the last chronological blocks
 predicted by models fitted on the blocks before them (out-of-fold, like the outer protocol), the Platt
 calibration and both thresholds are fitted on those out-of-fold predictions, and the final model is then
 refitted on the whole training part. Class imbalance: failing builds are weighted up to balance the
-classes (the calibration brings probabilities back to real rates).
+classes (the calibration brings probabilities back to real rates). Drift: projects change over years, so
+LightGBM's training rows are weighted down exponentially with their age (half-life HALF_LIFE_DAYS before
+the newest build of their project in that fit), which the development protocol preferred to equal weights
+and to a fixed recent window.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ LIGHTGBM_PARAMS: dict[str, Any] = {
     "n_jobs": 1,
     "verbose": -1,
 }
+GLOBAL_LIGHTGBM_PARAMS: dict[str, Any] = {**LIGHTGBM_PARAMS, "n_estimators": 400, "num_leaves": 8}
+"""A model pooled over many projects has ten times the rows: the development protocol preferred more and
+larger trees for it (per-project models got worse with them)."""
+HALF_LIFE_DAYS = 365.0
 RANDOM_FOREST_PARAMS: dict[str, Any] = {
     "n_estimators": 100,
     "min_samples_leaf": 5,
@@ -107,18 +114,43 @@ def previous_failed(features: FloatArray) -> NDArray[np.int_]:
     return np.asarray(np.nan_to_num(features[:, _AFTER_FAILURE], nan=0.0) == 1.0, dtype=int)
 
 
+def recency_weights(
+    times: FloatArray | None, groups: NDArray[np.int_] | None, half_life_days: float = HALF_LIFE_DAYS
+) -> FloatArray | None:
+    """exp2(-age / half-life), age measured from the newest row of the same group (project); None: equal."""
+    if times is None:
+        return None
+    group_ids = np.zeros(len(times), dtype=int) if groups is None else groups
+    newest = np.zeros(len(times))
+    for group in np.unique(group_ids):
+        rows = group_ids == group
+        newest[rows] = times[rows].max()
+    return np.asarray(0.5 ** ((newest - times) / 86400.0 / half_life_days), dtype=float)
+
+
 def fit_estimator(
-    kind: ModelKind, features: FloatArray, failed: NDArray[np.int_], seed: int = 0
+    kind: ModelKind,
+    features: FloatArray,
+    failed: NDArray[np.int_],
+    seed: int = 0,
+    *,
+    weights: FloatArray | None = None,
+    params: dict[str, Any] | None = None,
 ) -> FittedModel:
-    """One classifier on all given rows, failing builds weighted to balance the classes."""
-    positives = int(failed.sum())
-    negatives = len(failed) - positives
+    """One classifier on all given rows, failing builds weighted to balance the (weighted) classes.
+
+    `weights` (LightGBM only) are per-row sample weights such as `recency_weights`.
+    """
     if kind == "lightgbm":
         import lightgbm
 
-        params = dict(LIGHTGBM_PARAMS, random_state=seed, scale_pos_weight=negatives / max(positives, 1))
-        estimator: Any = lightgbm.LGBMClassifier(**params)
-        estimator.fit(_frame(features), failed)
+        row_weights = np.ones(len(failed)) if weights is None else weights
+        positives = float(row_weights[failed == 1].sum())
+        negatives = float(row_weights[failed == 0].sum())
+        balance = negatives / positives if positives > 0 else 1.0
+        chosen = dict(params or LIGHTGBM_PARAMS, random_state=seed, scale_pos_weight=balance)
+        estimator: Any = lightgbm.LGBMClassifier(**chosen)
+        estimator.fit(_frame(features), failed, sample_weight=weights)
     else:
         from sklearn.ensemble import RandomForestClassifier
 
@@ -147,16 +179,29 @@ def train(
     *,
     target_recall: float = 0.9,
     block_ids: NDArray[np.int_] | None = None,
+    times: FloatArray | None = None,
+    groups: NDArray[np.int_] | None = None,
+    params: dict[str, Any] | None = None,
     seed: int = 0,
     on_fit: Callable[[], None] | None = None,
 ) -> TrainedModel:
     """Fit model, calibration and thresholds on one training part (rows in time order per project).
 
     `block_ids` assigns each row to a chronological block 0..INNER_BLOCKS-1 (per project for pooled data);
-    by default the rows are split into equal blocks in their given order.
+    by default the rows are split into equal blocks in their given order. `times` (build start, epoch
+    seconds) turn on recency weighting, with ages counted per `groups` (project) within each fit.
     """
     labels = np.asarray(failed, dtype=int)
     blocks = inner_blocks(block_ids, len(labels))
+
+    def fit(rows: NDArray[np.bool_] | slice) -> FittedModel:
+        weights = (
+            recency_weights(times[rows], None if groups is None else groups[rows])
+            if kind == "lightgbm" and times is not None
+            else None
+        )
+        return fit_estimator(kind, features[rows], labels[rows], seed, weights=weights, params=params)
+
     oof_raw: list[FloatArray] = []
     oof_labels: list[NDArray[np.int_]] = []
     oof_groups: list[NDArray[np.int_]] = []
@@ -164,13 +209,13 @@ def train(
         fit_rows, val_rows = blocks < block, blocks == block
         if labels[fit_rows].min(initial=1) == labels[fit_rows].max(initial=0) or not val_rows.any():
             continue
-        model = fit_estimator(kind, features[fit_rows], labels[fit_rows], seed)
+        model = fit(fit_rows)
         oof_raw.append(model.raw_scores(features[val_rows]))
         oof_labels.append(labels[val_rows])
         oof_groups.append(previous_failed(features[val_rows]))
         if on_fit:
             on_fit()
-    final = fit_estimator(kind, features, labels, seed)
+    final = fit(slice(None))
     if on_fit:
         on_fit()
     if oof_raw:

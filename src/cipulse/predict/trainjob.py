@@ -14,9 +14,16 @@ import numpy as np
 
 from cipulse import __version__
 from cipulse.predict import artifact
-from cipulse.predict.dataset import Project, as_matrix
+from cipulse.predict.dataset import Project, as_matrix, start_times
 from cipulse.predict.features import FEATURE_NAMES
-from cipulse.predict.training import INNER_BLOCKS, LIGHTGBM_PARAMS, VALIDATION_BLOCKS, train
+from cipulse.predict.training import (
+    GLOBAL_LIGHTGBM_PARAMS,
+    HALF_LIFE_DAYS,
+    INNER_BLOCKS,
+    LIGHTGBM_PARAMS,
+    VALIDATION_BLOCKS,
+    train,
+)
 from cipulse.predict.treemodel import from_lightgbm_dump
 
 Scope = Literal["project", "global"]
@@ -67,7 +74,18 @@ def train_artifact(
             for p in projects
         ]
     )
-    model = train("lightgbm", features, labels, target_recall=target_recall, block_ids=blocks, on_fit=on_fit)
+    params = GLOBAL_LIGHTGBM_PARAMS if len(projects) > 1 else LIGHTGBM_PARAMS
+    model = train(
+        "lightgbm",
+        features,
+        labels,
+        target_recall=target_recall,
+        block_ids=blocks,
+        times=np.concatenate([np.asarray(start_times(p), dtype=float) for p in projects]),
+        groups=np.concatenate([np.full(len(p.rows), i) for i, p in enumerate(projects)]),
+        params=params,
+        on_fit=on_fit,
+    )
     booster = model.fitted.estimator.booster_
     ensemble = from_lightgbm_dump(booster.dump_model())
     _check_same_scores(ensemble, booster, features)
@@ -80,7 +98,8 @@ def train_artifact(
         "feature_names": list(FEATURE_NAMES),
         "trees": ensemble.to_json(),
         "lightgbm_model": booster.model_to_string(),
-        "lightgbm_params": {k: v for k, v in LIGHTGBM_PARAMS.items() if k != "n_jobs"},
+        "lightgbm_params": {k: v for k, v in params.items() if k != "n_jobs"},
+        "recency_half_life_days": HALF_LIFE_DAYS,
         "calibration": model.calibration.to_json(),
         "thresholds": {
             "decision": model.recall_threshold,

@@ -4,13 +4,10 @@ One adapter serves both engines through their shared REST subset (`search_client
 with ``GET /`` when the store opens. Layout and mappings: `search_mappings`; window facts: `search_facts`.
 
 Identity and exactly-once: every document's ``_id`` is its record key (`Job.key`, `WorkflowRun.key`), so
-replaying an upsert after a crash or an outage overwrites instead of duplicating. A record whose month
-changes between two upserts (a job first seen without a queue time, later with one) would otherwise exist
-in two monthly indices: each upsert first looks its job ids up in the neighbouring indices and sends the
-deletes of such stale copies in the same _bulk request as the new versions. Bulk writes are not
-transactional: after a failure, part of a batch may be written, which the retry overwrites. Hence the write
-order: all jobs first, the runs only once every job chunk was accepted, so a stored run document means its
-jobs are stored. Rejected documents raise `BulkItemsFailed` naming every failed id.
+replaying an upsert after a crash or an outage overwrites instead of duplicating. The write path
+(`search_ingest`) writes all jobs before any run, so a stored run document means its jobs are stored, and
+deletes the stale copy of a job whose month changed in the same request as its new version. Rejected
+documents raise `BulkItemsFailed` naming every failed id.
 
 Visibility: writes do not wait for a refresh (that would cap ingest at one batch per refresh interval);
 this store refreshes before its own next read instead, so a reader in this process always sees its writes,
@@ -25,27 +22,20 @@ months to the engine; `retention` says which mode is active and is logged when t
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from cipulse.metrics.cost import RunnerRates
 from cipulse.metrics.facts import WindowFacts
 from cipulse.records import Job, WorkflowRun, parse_time
 from cipulse.store.base import TrainingRow, Watermark
 from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient, SearchRequestError
-from cipulse.store.search_documents import (
-    job_document,
-    job_from_source,
-    run_document,
-    run_from_source,
-    to_document_time,
-)
+from cipulse.store.search_documents import job_from_source, run_from_source, to_document_time
 from cipulse.store.search_facts import nanos_time, window_facts
+from cipulse.store.search_ingest import SearchWriter
 from cipulse.store.search_lifecycle import (
     IndexRemoval,
     RetentionSupport,
@@ -60,12 +50,9 @@ from cipulse.store.search_scan import scan
 
 __all__ = ["BulkItemsFailed", "SearchRequestError", "SearchStore"]
 
-_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 PAGE: Final = 2000
-ID_LOOKUP_CHUNK: Final = 5000
 MAX_UNREFRESHED: Final = 100_000
-BULK_CHUNK: Final = 500
 JOB_SORT: Final = [{"repository": "asc"}, {"job_id": "asc"}]
 RUN_SORT: Final = [{"repository": "asc"}, {"run_id": "asc"}, {"run_attempt": "asc"}]
 TRAINING_SORT: Final = [{"created_at": "asc"}, *RUN_SORT]
@@ -120,9 +107,7 @@ class SearchStore:
         # ids written since this store's last refresh, with their index: search cannot see them yet
         self._unrefreshed: dict[str, str] = {}
         self._dirty = False
-        # one thread looks up stale copies, one sends a bulk chunk, while the caller's thread encodes
-        self._lookup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-lookup")
-        self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-write")
+        self._writer = SearchWriter(self._client, self.layout, self._unrefreshed)
 
     def __repr__(self) -> str:
         return f"SearchStore({self._client.url!r}, index_prefix={self.layout.prefix!r})"
@@ -165,118 +150,15 @@ class SearchStore:
     # -- writes ---------------------------------------------------------------------------------------
 
     def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
-        """Write jobs first, runs last: a stored run document promises that its jobs are stored.
-
-        Bulk requests are independent, so an interruption (crash, outage, rejected document) can leave a
-        batch half-written. Runs are therefore sent only after every job chunk was accepted; a collector
-        that finds a run knows its jobs landed, and an interrupted batch is simply replayed. A job that
-        moved to another monthly index has its stale copies deleted in the same _bulk request that writes
-        the new copy, so no crash between two requests leaves it counted twice.
-
-        Pipelined: the stale-copy lookup for the next ids and one chunk's _bulk request run on their own
-        threads while the caller's thread encodes the next chunk. Rejected job documents of all chunks are
-        reported together (and then no run is written)."""
-        job_targets: dict[str, tuple[str, Job]] = {}
-        for job in jobs:  # one entry per id, the last one winning, as sequential upserts would
-            job_targets[job.key] = (self.layout.job_index(job), job)
-        run_targets = {run.key: (self.layout.run_index(run), run) for run in runs}
-        if not job_targets and not run_targets:
+        """Jobs first, runs last, moved jobs' stale copies deleted in the same request (`search_ingest`)."""
+        if not runs and not jobs:
             return
-        targets = {doc_id: index for doc_id, (index, _) in (job_targets | run_targets).items()}
-        job_items = list(job_targets.items())
-        # submitted up front: the lookup thread works through them in order, ahead of the writes
-        lookups = [
-            self._lookup_pool.submit(self._stale_copies, {key: index for key, (index, _) in group})
-            for group in _slices(job_items, ID_LOOKUP_CHUNK)
-        ]
         try:
-            failures = self._write_chunks(job_items, lookups)
-            if failures:
-                raise BulkItemsFailed(failures)
-            failures = self._write_chunks(list(run_targets.items()), [])
+            self._writer.upsert(runs, jobs)
         finally:
-            for lookup in lookups:
-                lookup.cancel()
-            wait(lookups)
-            # even a failed bulk may have written part of the batch: the next read must refresh first
-            self._dirty = True
-            self._unrefreshed.update(targets)
-        if failures:
-            raise BulkItemsFailed(failures)
+            self._dirty = True  # even a failed write may have stored part of the batch: refresh before reads
         if len(self._unrefreshed) > MAX_UNREFRESHED:  # bound the memory of a long ingest without reads
             self._refresh()
-
-    def _write_chunks(
-        self,
-        items: Sequence[tuple[str, tuple[str, WorkflowRun | Job]]],
-        lookups: Sequence[Future[dict[str, list[BulkAction]]]],
-    ) -> dict[str, str]:
-        """Send `items` in _bulk chunks, each with the deletes of its stale copies (from `lookups`, one
-        per ID_LOOKUP_CHUNK items); return the rejected ids. Returns only when no request is in flight."""
-        failures: dict[str, str] = {}
-        in_flight: Future[None] | None = None
-        stale: dict[str, list[BulkAction]] = {}
-        try:
-            for offset in range(0, len(items), BULK_CHUNK):
-                if offset % ID_LOOKUP_CHUNK == 0 and lookups:
-                    stale = lookups[offset // ID_LOOKUP_CHUNK].result()
-                chunk: list[BulkAction] = []
-                for doc_id, (index, record) in items[offset : offset + BULK_CHUNK]:
-                    chunk.extend(stale.get(doc_id, ()))
-                    chunk.append(BulkAction("index", index, doc_id, _encode(record)))
-                if in_flight is not None:
-                    _collect(in_flight, failures)
-                in_flight = self._write_pool.submit(self._client.bulk, chunk)
-            if in_flight is not None:
-                _collect(in_flight, failures)
-                in_flight = None
-        finally:
-            if in_flight is not None:
-                wait([in_flight])  # never leave a request running behind the caller's back
-        return failures
-
-    def _stale_copies(self, target: Mapping[str, str]) -> dict[str, list[BulkAction]]:
-        """Deletes, by job id, for copies of these jobs that live in another monthly index than the one
-        written now.
-
-        Only jobs can move: a run's ``created_at`` is fixed by GitHub, while a job's window time changes
-        when its queue time goes from unknown or estimated to exact. That moves it by minutes, or out of
-        the undated index, so the lookup covers the neighbouring months and the undated index (all job
-        indices when the new version is itself undated).
-        """
-        stale: dict[str, list[BulkAction]] = {}
-        for doc_id, index in target.items():  # written since the last refresh: search cannot see these yet
-            unrefreshed = self._unrefreshed.get(doc_id)
-            if unrefreshed is not None and unrefreshed != index:
-                stale[doc_id] = [BulkAction("delete", unrefreshed, doc_id)]
-        by_index: dict[str, list[str]] = {}
-        for doc_id, index in target.items():
-            by_index.setdefault(index, []).append(doc_id)
-        if not by_index:
-            return stale
-        candidates = sorted(set().union(*(self.layout.job_neighbours(index) for index in by_index)))
-        # per target index: its ids anywhere but there (a copy in the target itself is simply overwritten);
-        # the `_index` term turns into match-none on the target's shard, so the big current month is skipped
-        elsewhere = [
-            {"bool": {"filter": {"ids": {"values": ids}}, "must_not": {"term": {"_index": index}}}}
-            for index, ids in by_index.items()
-        ]
-        answer = self._client.search(
-            ",".join(candidates),
-            {
-                "size": len(target),
-                "_source": False,
-                "track_total_hits": False,
-                "sort": ["_doc"],  # no scoring, no ranking: just where these ids live
-                "query": {"bool": {"filter": {"bool": {"should": elsewhere, "minimum_should_match": 1}}}},
-            },
-            filter_path="hits.hits._index,hits.hits._id",
-        )
-        for hit in answer.get("hits", {}).get("hits", []):
-            deletes = stale.setdefault(hit["_id"], [])
-            if hit["_index"] != target[hit["_id"]] and all(d.index != hit["_index"] for d in deletes):
-                deletes.append(BulkAction("delete", hit["_index"], hit["_id"]))
-        return stale
 
     def set_watermark(self, watermark: Watermark) -> None:
         self._client.put_document(
@@ -326,8 +208,7 @@ class SearchStore:
         return removals
 
     def close(self) -> None:
-        self._lookup_pool.shutdown(wait=True)
-        self._write_pool.shutdown(wait=True)
+        self._writer.close()
         self._client.close()
 
     def __enter__(self) -> SearchStore:
@@ -458,23 +339,6 @@ class SearchStore:
             rates,
             request_cache=self._request_cache,
         )
-
-
-def _slices(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    return (items[offset : offset + size] for offset in range(0, len(items), size))
-
-
-def _encode(record: WorkflowRun | Job) -> str:
-    document = run_document(record) if isinstance(record, WorkflowRun) else job_document(record)
-    return json.dumps(document, separators=(",", ":"))
-
-
-def _collect(future: Future[None], failures: dict[str, str]) -> None:
-    """Wait for one bulk request; gather rejected ids (any other error propagates)."""
-    try:
-        future.result()
-    except BulkItemsFailed as error:
-        failures.update(error.failures)
 
 
 def _repository_query(repository: str | None) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
+import orjson
 
 from cipulse.redact import redact_url
 from cipulse.store.base import StoreUnavailable
@@ -25,6 +26,8 @@ Engine = Literal["elasticsearch", "opensearch"]
 # Answers that mean "not now" rather than "never": the cluster is starting, recovering or overloaded.
 TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})
 BULK_RETRIES: Final = 5
+# A _bulk answer names every item; only the status and the error of each are read, so only those are sent.
+BULK_ANSWER_FIELDS: Final = "errors,items.*.status,items.*.error"
 
 
 class SearchRequestError(RuntimeError):
@@ -59,7 +62,7 @@ class BulkAction:
     op: Literal["index", "delete"]
     index: str
     doc_id: str
-    document: Mapping[str, Any] | str | None = None
+    document: Mapping[str, Any] | bytes | str | None = None
 
 
 class SearchClient:
@@ -167,8 +170,8 @@ class SearchClient:
             answer = self.request(
                 "POST",
                 "/_bulk",
-                content=_bulk_body(pending),
-                params={"refresh": "true" if refresh else "false"},
+                content=bulk_body(pending),
+                params={"refresh": "true" if refresh else "false", "filter_path": BULK_ANSWER_FIELDS},
             )
             transient: list[BulkAction] = []
             if answer.get("errors"):
@@ -253,15 +256,25 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return bare, unquote(parts.username or ""), password
 
 
-def _bulk_body(actions: Sequence[BulkAction]) -> bytes:
-    lines: list[str] = []
+def bulk_body(actions: Sequence[BulkAction]) -> bytes:
+    """The NDJSON body of a _bulk request (index names are cipulse's own, never need escaping)."""
+    lines: list[bytes] = []
     for action in actions:
-        lines.append(f'{{"{action.op}":{{"_index":"{action.index}","_id":{json.dumps(action.doc_id)}}}}}')
-        if isinstance(action.document, str):
-            lines.append(action.document)
-        elif action.op == "index":
-            lines.append(json.dumps(action.document, separators=(",", ":")))
-    return ("\n".join(lines) + "\n").encode()
+        lines.append(
+            b'{"%s":{"_index":"%s","_id":%s}}'
+            % (action.op.encode(), action.index.encode(), orjson.dumps(action.doc_id))
+        )
+        if action.op != "index":
+            continue
+        document = action.document
+        if isinstance(document, bytes):
+            lines.append(document)
+        elif isinstance(document, str):
+            lines.append(document.encode())
+        else:
+            lines.append(json.dumps(document, separators=(",", ":")).encode())
+    lines.append(b"")
+    return b"\n".join(lines)
 
 
 def _reason(error: Any) -> str:

@@ -9,8 +9,9 @@ window may hold any number of repositories, workflows, jobs and branches: nothin
    (outcome, runner label set); and the duration and queue histograms in `BUCKET_SECONDS` wide buckets.
    Everything here adds up, so Python rolls the finest groups up to every level (`GroupTally.merge`,
    histograms summed) and learns which bucket holds each group's p50/p90/p95.
-2. Exact (value, count) pairs per group of every level, only for documents inside that level's needed
-   buckets (a ``range`` query picks them, so the rest of the window is never visited).
+2. Exact (value, count) pairs per group of every level, only for documents inside the needed buckets
+   (``range`` queries pick them, per group while the query stays small, else one union per level; the
+   rest of the window is never visited).
 
 cipulse's percentiles are exact nearest-rank ones (`metrics.percentiles`), which the engines' t-digest/HDR
 ``percentiles`` aggregations do not compute. A group's value counts are made of its exact values inside the
@@ -41,7 +42,7 @@ from cipulse.metrics.facts import (
 from cipulse.metrics.outcome import VERDICT_OUTCOMES
 from cipulse.metrics.percentiles import PERCENTILES, rank
 from cipulse.store.search_client import SearchClient
-from cipulse.store.search_scan import CompositeSearch, composite_buckets
+from cipulse.store.search_scan import Composite, composite_buckets
 
 BUCKET_SECONDS: Final = 60
 Measure = Literal["durations", "queues"]
@@ -55,8 +56,23 @@ LEVEL_FIELDS: Final[dict[Level, tuple[str, ...]]] = {
     "branch": ("repository", "head_branch"),
 }
 FINEST_FIELDS: Final = ("repository", "workflow_name", "name", "head_branch")
+# Where each field sits in a `GroupKey`.
+KEY_POSITION: Final = {"repository": 0, "workflow_name": 1, "name": 2, "head_branch": 3}
 # Optional at the finest grain: a job without a branch still counts everywhere but in branch rows.
 OPTIONAL_FIELDS: Final = frozenset({"head_branch", "labels_key"})
+# Composite keys repeat every source name in every bucket: short names keep responses small.
+SOURCE_NAME: Final = {
+    "repository": "r",
+    "workflow_name": "w",
+    "name": "n",
+    "head_branch": "b",
+    "outcome": "o",
+    "labels_key": "l",
+}
+# Up to this many query clauses, round 2 asks each group's own needed buckets (fewer documents and
+# values); beyond, one union of needed buckets per level (any number of groups; engines cap the clauses
+# of one query at 1,024 or more).
+MAX_GROUP_CLAUSES: Final = 600
 FinestKey = tuple[str, str, str, str | None]
 
 
@@ -82,13 +98,13 @@ def measure_filter(measure: Measure) -> list[dict[str, Any]]:
 
 
 def terms_sources(fields: Iterable[str]) -> list[dict[str, Any]]:
-    """Composite sources named after their fields; optional ones keep documents that lack them."""
+    """Composite sources (`SOURCE_NAME`); optional fields keep the documents that lack them."""
     sources = []
     for field in fields:
         terms: dict[str, Any] = {"field": field}
         if field in OPTIONAL_FIELDS:
             terms["missing_bucket"] = True
-        sources.append({field: {"terms": terms}})
+        sources.append({SOURCE_NAME[field]: {"terms": terms}})
     return sources
 
 
@@ -155,11 +171,12 @@ def needed_ranges(lowers: Iterable[int]) -> list[tuple[int, int]]:
 # -- the two rounds ---------------------------------------------------------------------------------------
 
 
-def _first_round(filters: list[dict[str, Any]]) -> dict[str, CompositeSearch]:
-    """Counts per (finest group, outcome, runner label set) with their sums; histograms per finest group
-    of each measure's own population."""
+def _first_round(filters: list[dict[str, Any]]) -> dict[str, Composite]:
+    """Counts per (finest group, outcome, runner label set) with their sums, and per finest group the
+    histogram of each measure over its own population. Counts and queues share one pass over the window
+    (a composite skips documents without a value for a source: those without a queue time)."""
     queue_known = {"exists": {"field": "queue_s"}}
-    counts = CompositeSearch(
+    counts = Composite(
         query=filters,
         sources=terms_sources((*FINEST_FIELDS, "outcome", "labels_key")),
         aggs={
@@ -172,39 +189,61 @@ def _first_round(filters: list[dict[str, Any]]) -> dict[str, CompositeSearch]:
             "skew": {"filter": {"term": {"clock_skew": True}}},
         },
     )
-    searches = {"counts": counts}
+    composites = {"counts": counts}
     for measure in MEASURES:
         histogram = {"histogram": {"field": MEASURE_FIELD[measure], "interval": BUCKET_SECONDS}}
-        searches[measure] = CompositeSearch(
-            query=[*filters, *measure_filter(measure)],
-            sources=[*terms_sources(FINEST_FIELDS), {"bucket": histogram}],
+        query = [*filters, *measure_filter(measure)] if measure == "durations" else filters
+        composites[measure] = Composite(
+            query=query, sources=[*terms_sources(FINEST_FIELDS), {"k": histogram}]
         )
-    return searches
+    return composites
+
+
+def within(field: str, lowers: Iterable[int]) -> dict[str, Any]:
+    ranges = [{"range": {field: {"gte": low, "lt": high}}} for low, high in needed_ranges(lowers)]
+    return {"bool": {"should": ranges}}
+
+
+def needed_values_filter(
+    measure: Measure, level: Level, needed: Mapping[GroupKey, set[int]]
+) -> dict[str, Any] | None:
+    """Documents of this level's groups inside their needed buckets: each group's own buckets while the
+    query stays small, else the union of all of them (`mix_counts` ignores a group's other values)."""
+    field = MEASURE_FIELD[measure]
+    fields = LEVEL_FIELDS[level]
+    wanted = {key: buckets for key, buckets in needed.items() if buckets}
+    if not wanted:
+        return None
+    clauses = sum(len(fields) + len(needed_ranges(buckets)) for buckets in wanted.values())
+    if not fields or clauses > MAX_GROUP_CLAUSES:
+        return within(field, set().union(*wanted.values()))
+    per_group = [
+        {"bool": {"filter": [{"term": {f: key[KEY_POSITION[f]]}} for f in fields] + [within(field, buckets)]}}
+        for key, buckets in wanted.items()
+    ]
+    return {"bool": {"should": per_group}}
 
 
 def _second_round(
-    filters: list[dict[str, Any]], needed: Mapping[Measure, Mapping[Level, set[int]]]
-) -> dict[tuple[Measure, Level], CompositeSearch]:
-    """Per measure and level, the exact values of that level's groups inside the level's needed buckets
-    (one union per level: a group ignores its neighbours' buckets, `mix_counts`)."""
-    searches: dict[tuple[Measure, Level], CompositeSearch] = {}
+    filters: list[dict[str, Any]], needed: Mapping[Measure, Mapping[Level, Mapping[GroupKey, set[int]]]]
+) -> dict[tuple[Measure, Level], Composite]:
+    """Per measure and level, the exact values of the level's groups inside their needed buckets (a
+    search each: OR-ing the levels' filters into one search would make every level read the others')."""
+    composites: dict[tuple[Measure, Level], Composite] = {}
     for measure in MEASURES:
         field = MEASURE_FIELD[measure]
         for level, fields in LEVEL_FIELDS.items():
-            ranges = needed_ranges(needed[measure].get(level, set()))
-            if not ranges:
-                continue
-            within = [{"range": {field: {"gte": low, "lt": high}}} for low, high in ranges]
-            searches[(measure, level)] = CompositeSearch(
-                query=[*filters, *measure_filter(measure), {"bool": {"should": within}}],
-                sources=[{field: {"terms": {"field": field}}} for field in fields]
-                + [{"value": {"terms": {"field": field}}}],
-            )
-    return searches
+            values_filter = needed_values_filter(measure, level, needed[measure][level])
+            if values_filter is not None:
+                composites[(measure, level)] = Composite(
+                    query=[*filters, *measure_filter(measure), values_filter],
+                    sources=[*terms_sources(fields), {"v": {"terms": {"field": field}}}],
+                )
+    return composites
 
 
 def _finest(key: Mapping[str, Any]) -> FinestKey:
-    return (key["repository"], key["workflow_name"], key["name"], key["head_branch"])
+    return (key["r"], key["w"], key["n"], key["b"])
 
 
 def _read_first(
@@ -214,29 +253,30 @@ def _read_first(
     for bucket in answers["counts"]:
         key = bucket["key"]
         part = tallies.setdefault(_finest(key), GroupTally())
-        part.outcomes[key["outcome"]] += int(bucket["doc_count"])
+        part.outcomes[key["o"]] += int(bucket["doc_count"])
         part.job_seconds += int(bucket["seconds"]["value"])
         billable = int(bucket["billable"]["value"])
         if billable:
-            part.billable_by_labels[key["labels_key"]] += billable
+            part.billable_by_labels[key["l"]] += billable
         part.queue_exact_count += int(bucket["queue_exact"]["doc_count"])
         part.queue_estimated_count += int(bucket["queue_estimated"]["doc_count"])
         part.clock_skew_count += int(bucket["skew"]["doc_count"])
     histograms: dict[Measure, dict[FinestKey, Counter[int]]] = {measure: {} for measure in MEASURES}
     for measure in MEASURES:
         for bucket in answers[measure]:
-            counts = histograms[measure].setdefault(_finest(bucket["key"]), Counter())
-            counts[int(bucket["key"]["bucket"])] += int(bucket["doc_count"])
+            key = bucket["key"]
+            counts = histograms[measure].setdefault(_finest(key), Counter())
+            counts[int(key["k"])] += int(bucket["doc_count"])
     return tallies, histograms
 
 
 def _read_second(buckets: list[dict[str, Any]], level: Level) -> dict[GroupKey, Counter[int]]:
     exact: dict[GroupKey, Counter[int]] = {}
-    fields = LEVEL_FIELDS[level]
+    names = [SOURCE_NAME[field] for field in LEVEL_FIELDS[level]]
     for bucket in buckets:
         key = bucket["key"]
-        group = group_key(level, tuple(key[field] for field in fields))
-        exact.setdefault(group, Counter())[int(key["value"])] += int(bucket["doc_count"])
+        group = group_key(level, tuple(key[name] for name in names))
+        exact.setdefault(group, Counter())[int(key["v"])] += int(bucket["doc_count"])
     return exact
 
 
@@ -270,7 +310,7 @@ def window_facts(
                 histograms[measure][level].setdefault(key, Counter()).update(counts)
     needed = {
         measure: {
-            level: {lower for counts in groups.values() for lower in needed_buckets(counts)}
+            level: {key: needed_buckets(counts) for key, counts in groups.items()}
             for level, groups in histograms[measure].items()
         }
         for measure in MEASURES
@@ -280,7 +320,7 @@ def window_facts(
         for level in LEVEL_FIELDS:
             exact = _read_second(second.get((measure, level), []), level)
             for key, buckets in histograms[measure][level].items():
-                mixed = mix_counts(buckets, exact.get(key, Counter()), needed_buckets(buckets))
+                mixed = mix_counts(buckets, exact.get(key, Counter()), needed[measure][level][key])
                 target = overall if level == "all" else by_level[level][key]
                 getattr(target, measure).update(mixed)
     return assemble(repository, start, end, overall, by_level, rates)

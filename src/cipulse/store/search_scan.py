@@ -32,9 +32,10 @@ Aggregation groups
 ------------------
 A ``terms`` aggregation returns at most ``size`` groups and a response at most ``search.max_buckets``
 buckets (65,536 on Elasticsearch, 65,535 on OpenSearch), so a window with many jobs or branches cannot be
-answered in one response. `composite_buckets` pages composite aggregations with ``after_key`` instead;
-several of them travel in one ``_msearch`` (each with its own query), pages in lockstep, so the common
-case (everything fits one page) is a single round trip whose searches the engine runs side by side.
+answered in one response. `composite_buckets` pages composite aggregations with ``after_key`` instead.
+Composites with the same query share one search (one pass over its documents); searches with different
+queries travel in one ``_msearch``, pages in lockstep, so the common case (everything fits one page) is a
+single round trip whose searches the engine runs side by side.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ KEEP_ALIVE: Final = "1m"
 # Answers to a PIT request that mean "no PIT here" (unknown endpoint, method or action; forbidden).
 NO_PIT_STATUSES: Final = (400, 403, 404, 405)
 FILTER_PATH: Final = "pit_id,_shards.failed,_shards.failures,hits.hits._id,hits.hits._source,hits.hits.sort"
-# Composite buckets per page: a page with its sub-aggregations stays far below search.max_buckets.
-COMPOSITE_PAGE: Final = 10_000
+# Composite buckets per page: fewer round trips, while a page stays below search.max_buckets.
+COMPOSITE_PAGE: Final = 50_000
 Sort = Sequence[Mapping[str, str]]
 K = TypeVar("K", bound=Hashable)
 
@@ -175,52 +176,67 @@ def _pages(
 
 
 @dataclass(frozen=True, slots=True)
-class CompositeSearch:
+class Composite:
     """One composite aggregation over the documents matching all `query` clauses; `aggs` are its
-    per-group sub-aggregations (metrics and single-bucket filters: they add no pages)."""
+    per-group sub-aggregations (metrics and single-bucket filters: they add no buckets to a page)."""
 
     query: Sequence[Mapping[str, Any]]
     sources: Sequence[Mapping[str, Any]]
     aggs: Mapping[str, Any] = field(default_factory=dict)
 
-    def body(self, after: Mapping[str, Any] | None, page: int) -> dict[str, Any]:
+    def aggregation(self, after: Mapping[str, Any] | None, page: int) -> dict[str, Any]:
         composite: dict[str, Any] = {"size": page, "sources": list(self.sources)}
         if after is not None:
             composite["after"] = after
-        groups: dict[str, Any] = {"composite": composite}
+        aggregation: dict[str, Any] = {"composite": composite}
         if self.aggs:
-            groups["aggs"] = dict(self.aggs)
-        return {
-            "size": 0,
-            "track_total_hits": False,
-            "query": {"bool": {"filter": list(self.query)}},
-            "aggs": {"groups": groups},
-        }
+            aggregation["aggs"] = dict(self.aggs)
+        return aggregation
 
 
 def composite_buckets(
     client: SearchClient,
     index: str,
-    searches: Mapping[K, CompositeSearch],
+    composites: Mapping[K, Composite],
     *,
     page: int = COMPOSITE_PAGE,
     request_cache: bool = True,
 ) -> dict[K, list[dict[str, Any]]]:
-    """Every bucket of every search, page after page until each one is exhausted (no index: none)."""
-    found: dict[K, list[dict[str, Any]]] = {name: [] for name in searches}
-    pending: dict[K, Mapping[str, Any] | None] = dict.fromkeys(searches)
+    """Every bucket of every composite, page after page until each one is exhausted (no index: none).
+
+    Composites with the same query share one search, so the engine visits those documents once."""
+    found: dict[K, list[dict[str, Any]]] = {name: [] for name in composites}
+    after: dict[K, Mapping[str, Any] | None] = dict.fromkeys(composites)
+    pending = list(composites)
     while pending:
-        names = list(pending)
-        bodies = [searches[name].body(pending[name], page) for name in names]
+        by_query: dict[str, list[K]] = {}
+        for name in pending:
+            by_query.setdefault(json.dumps(composites[name].query, sort_keys=True), []).append(name)
+        searches = list(by_query.values())
+        bodies = [
+            {
+                "size": 0,
+                "track_total_hits": False,
+                "query": {"bool": {"filter": list(composites[names[0]].query)}},
+                "aggs": {
+                    f"c{number}": composites[name].aggregation(after[name], page)
+                    for number, name in enumerate(names)
+                },
+            }
+            for names in searches
+        ]
         answers = msearch(client, index, bodies, request_cache=request_cache)
-        pending = {}
-        for name, answer in zip(names, answers, strict=True):
-            groups = (answer.get("aggregations") or {}).get("groups")
-            if groups is None:  # no index matched the pattern
-                continue
-            found[name].extend(groups["buckets"])
-            if len(groups["buckets"]) >= page and groups.get("after_key") is not None:
-                pending[name] = groups["after_key"]
+        pending = []
+        for names, answer in zip(searches, answers, strict=True):
+            aggregations = answer.get("aggregations") or {}  # none when no index matched the pattern
+            for number, name in enumerate(names):
+                result = aggregations.get(f"c{number}")
+                if result is None:
+                    continue
+                found[name].extend(result["buckets"])
+                if len(result["buckets"]) >= page and result.get("after_key") is not None:
+                    after[name] = result["after_key"]
+                    pending.append(name)
     return found
 
 

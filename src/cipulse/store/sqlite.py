@@ -25,7 +25,7 @@ from cipulse.metrics.facts import WindowFacts, check_window
 from cipulse.records import Job, Step, WorkflowRun
 from cipulse.store.base import StoreUnavailable, TrainingRow, Watermark
 from cipulse.store.migrations import migrate
-from cipulse.store.sqlite_columnar import ColumnarFacts
+from cipulse.store.sqlite_columnar import MAX_CACHED_JOBS, ColumnarFacts
 from cipulse.store.sqlite_facts import FactsEngine, SqlFacts, collect
 from cipulse.store.sqlite_rows import (
     INSERT_JOB,
@@ -68,11 +68,19 @@ class SqliteStore:
     """The embedded store. Thread-safe within a process (one connection behind a lock); open one instance
     per process, in as many processes as needed.
 
-    Window facts cost the same on the first call as on later ones and hold no memory between calls beyond
-    a cache of group names. ``columnar=False`` computes them in plain SQL instead: a cross-check, much
-    slower for large windows (see bench/bench_store.py)."""
+    Window facts need no warm-up: each call reads its window from ``job_facts``, keeping up to
+    ``cached_jobs`` decoded whole days (22 bytes per job; 0 keeps none) for the next call, which re-reads
+    only the days that changed since. ``columnar=False`` computes them in plain SQL instead: a
+    cross-check, much slower for large windows (see bench/bench_store.py)."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000, columnar: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = 30_000,
+        columnar: bool = True,
+        cached_jobs: int = MAX_CACHED_JOBS,
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +92,7 @@ class SqliteStore:
             migrate(self._conn)
         except sqlite3.OperationalError as error:
             raise _unavailable_or(error, self.path) from error
-        self._columnar = ColumnarFacts() if columnar else None
+        self._columnar = ColumnarFacts(cached_jobs) if columnar else None
 
     # -- writes ---------------------------------------------------------------------------------------
 

@@ -13,8 +13,11 @@ linear-time numpy counting:
   ids it has not seen yet. Each window renumbers the groups it contains, so the count tables are sized by
   the window, not by every group the store has ever seen.
 
-Nothing else is held between calls: the first call in a process costs what every call costs, and each
-call reads the caller's snapshot, so writes by other processes (WAL) show up at once.
+No warm-up: the first call in a process reads its window like any other. Between calls the engine keeps
+decoded whole days per repository, each checked on every call against the day's change count (kept by
+triggers in ``job_fact_days``), so a repeated or sliding window re-reads only changed days and its
+partial first and last day. Every read happens in the caller's snapshot, so writes by other processes
+(WAL) show up at once and exactly.
 """
 
 from __future__ import annotations
@@ -101,16 +104,20 @@ def _big_endian(columns: npt.NDArray[np.uint8]) -> IntArray:
     return padded.view(">u8").ravel().astype(np.int64)
 
 
+def _repositories(repository: str | None) -> tuple[str, list[str]]:
+    """SQL condition (and its parameters) for one repository or all: each is a range of the primary key."""
+    if repository is None:
+        return "repository IN (SELECT DISTINCT repository FROM fact_groups)", []
+    return "repository = ?", [repository]
+
+
 def read_window(conn: sqlite3.Connection, repository: str | None, start_us: int, end_us: int) -> bytes:
     """The window's fact rows as one byte string, in the caller's read transaction.
 
     Per repository, each a contiguous range of the clustered table. A window too large for one SQLite
     value (``SQLITE_LIMIT_LENGTH``, 1 GB by default: ~33M jobs) is read in halves.
     """
-    if repository is None:
-        where, params = "repository IN (SELECT DISTINCT repository FROM fact_groups)", []
-    else:
-        where, params = "repository = ?", [repository]
+    where, params = _repositories(repository)
     try:
         row = conn.execute(_WINDOW_SQL.format(where=where), [*params, start_us, end_us]).fetchone()
     except sqlite3.DataError:
@@ -256,15 +263,12 @@ class ColumnarFacts:
         if first_day >= end_day or self.cache.max_jobs <= 0:
             return decode(read_window(conn, repository, start_us, end_us))
         parts = [decode(read_window(conn, repository, start_us, first_day * DAY_US))]
-        if repository is None:
-            where, params = "repository IN (SELECT DISTINCT repository FROM fact_groups)", []
-        else:
-            where, params = "repository = ?", [repository]
-        changed = conn.execute(
+        where, params = _repositories(repository)
+        days = conn.execute(
             f"SELECT repository, day, changes FROM job_fact_days WHERE {where} AND day >= ? AND day < ?",
             [*params, first_day, end_day],
         ).fetchall()
-        for repo, day, changes in changed:
+        for repo, day, changes in days:
             columns = self.cache.get((repo, day), changes)
             if columns is None:
                 columns = decode(read_window(conn, repo, day * DAY_US, (day + 1) * DAY_US))
@@ -349,13 +353,9 @@ class ColumnarFacts:
             chosen = values[valid]
             if not len(chosen):
                 continue
-            everything = window.level_keys["all"][0]
-            result.append(PercentileRow("all", measure, everything, len(chosen), _picks(chosen)))
             distinct, value_ids = _distinct_values(chosen)
             local = window.local[valid]
             for level, level_of in window.level_of.items():
-                if level == "all":
-                    continue
                 groups = level_of[local]
                 keep = groups >= 0
                 n_groups = len(window.level_keys[level])
