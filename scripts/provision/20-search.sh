@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetch the Elasticsearch and OpenSearch integ-test distributions from Maven Central and unpack them once.
+# Fetch the Elasticsearch and OpenSearch (2 and 3) integ-test distributions from Maven Central and unpack them once,
+# and choose the JDK OpenSearch 3 runs on (it needs Java 21+; the others run on the machine's JDK 17).
 # Idempotent: a version already unpacked under the cache is left alone; downloads are checked against Maven's SHA-1.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -42,3 +43,34 @@ fetch_zip() {  # fetch_zip <maven group path> <artifact> <version> <unpacked dir
 
 fetch_zip org/elasticsearch/distribution/integ-test-zip elasticsearch "$ES_VERSION" elasticsearch
 fetch_zip org/opensearch/distribution/integ-test-zip opensearch "$OPENSEARCH_VERSION" opensearch
+fetch_zip org/opensearch/distribution/integ-test-zip opensearch "$OPENSEARCH3_VERSION" opensearch
+
+java_feature() {  # java_feature <java home>: the feature release (17, 21, 25), or nothing if it does not run
+  "$1/bin/java" -XshowSettings:properties -version 2>&1 \
+    | awk -F'= ' '/java.specification.version/ {split($2, v, "."); print (v[1] == "1" ? v[2] : v[1])}'
+}
+
+usable_jdk() {  # usable_jdk <java home>: new enough, and a full JDK (OpenSearch's jvm.options adds the vector module)
+  local feature
+  feature="$(java_feature "$1")"
+  [ -n "$feature" ] && [ "$feature" -ge "$OPENSEARCH3_JAVA_MIN" ] \
+    && "$1/bin/java" --list-modules 2>/dev/null | grep -q '^jdk.incubator.vector@'
+}
+
+choose_opensearch3_jdk() {
+  local candidate
+  for candidate in "${CIPULSE_OPENSEARCH3_JAVA_HOME:-}" "$OPENSEARCH3_JAVA_HOME" /usr/lib/jvm/*; do
+    if [ -n "$candidate" ] && [ -x "$candidate/bin/java" ] && usable_jdk "$candidate"; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "opensearch $OPENSEARCH3_VERSION needs a JDK $OPENSEARCH3_JAVA_MIN or newer (with jdk.incubator.vector);" \
+    "none at \$CIPULSE_OPENSEARCH3_JAVA_HOME, $OPENSEARCH3_JAVA_HOME or /usr/lib/jvm/*" >&2
+  exit 1
+}
+
+# The tests read the choice from here (tests/services/search.py).
+jdk="$(choose_opensearch3_jdk)"
+echo "$jdk" >"$cache/opensearch-$OPENSEARCH3_VERSION/cipulse-java-home"
+echo "opensearch $OPENSEARCH3_VERSION: runs on $jdk (Java $(java_feature "$jdk"))"

@@ -49,7 +49,7 @@ def bulk_body(index: str, documents: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(params=["elasticsearch", "opensearch"])
+@pytest.fixture(params=["elasticsearch", "opensearch", "opensearch3"])
 def engine_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 

@@ -1,4 +1,5 @@
-"""SearchStore against real Elasticsearch and OpenSearch, checked against SqliteStore on the same data."""
+"""SearchStore against real Elasticsearch 8 and OpenSearch 2 and 3, checked against SqliteStore on the same
+data."""
 
 from __future__ import annotations
 
@@ -29,8 +30,17 @@ START = datetime(2026, 1, 20, tzinfo=UTC)
 _prefixes = itertools.count()
 
 
-@pytest.fixture(params=["elasticsearch", "opensearch"])
+# test service (the prefix of its `NAME_url` fixture) -> what `GET /` must reveal: engine and major version
+SERVICES = {
+    "elasticsearch": ("elasticsearch", 8),
+    "opensearch": ("opensearch", 2),
+    "opensearch3": ("opensearch", 3),
+}
+
+
+@pytest.fixture(params=list(SERVICES))
 def engine(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(service, base URL) of a running engine."""
     return request.param, str(request.getfixturevalue(f"{request.param}_url"))
 
 
@@ -63,8 +73,7 @@ def windows() -> list[tuple[str | None, datetime, datetime]]:
 
 
 def test_engine_is_detected(engine: tuple[str, str], store: SearchStore) -> None:
-    assert store.engine == engine[0]
-    assert store.info.major == (8 if engine[0] == "elasticsearch" else 2)
+    assert (store.engine, store.info.major) == SERVICES[engine[0]]
     # the minimal integ-test distributions have no ILM/ISM: retention runs as cipulse's deletion job
     assert store.lifecycle_available is False
 

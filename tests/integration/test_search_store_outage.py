@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["elasticsearch", "opensearch"])
+@pytest.fixture(params=["elasticsearch", "opensearch", "opensearch3"])
 def server(request: pytest.FixtureRequest) -> Iterator[SearchServer]:
     with SearchServer(request.param) as started:
         yield started

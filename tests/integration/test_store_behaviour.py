@@ -1,4 +1,5 @@
-"""One behaviour suite for every Store: SQLite, and SearchStore on real Elasticsearch and real OpenSearch.
+"""One behaviour suite for every Store: SQLite, and SearchStore on real Elasticsearch 8 and real OpenSearch 2
+and 3.
 
 Every store must give the same answers for the same data: each is compared with the reference
 implementation (`metrics.facts.facts_from_jobs` and the generated records themselves), which makes the
@@ -31,7 +32,7 @@ from cipulse.store.synthetic import generate
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-STORES = ["sqlite", "elasticsearch", "opensearch"]
+STORES = ["sqlite", "elasticsearch", "opensearch", "opensearch3"]
 
 
 def open_search_store(url: str) -> Store:
@@ -198,6 +199,7 @@ def test_retention(store: Store) -> None:
 # -- outage: stop a real engine in the middle of collection ------------------------------------------------
 
 
+# OpenSearch 3 gets its crash/restart proof from test_search_store_outage (SIGKILL mid-upsert): one is enough.
 @pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
 def test_engine_outage_loses_and_duplicates_nothing(engine: Any, tmp_path: Path) -> None:
     from tests.services.search import SearchServer

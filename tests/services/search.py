@@ -1,13 +1,17 @@
 """Real Elasticsearch and OpenSearch for tests and benchmarks, started from the cached integ-test zips.
 
 Each server gets a private config copy, data and log directories in a temporary folder, a free port on
-127.0.0.1, a 512 MB heap and JDK 17 (picked explicitly: another JDK on the machine is too new for these
-versions). `scripts/provision/20-search.sh` fetches the distributions pinned in `scripts/versions.env`.
+127.0.0.1 and a 512 MB heap. Elasticsearch 8 and OpenSearch 2 run on JDK 17 (picked explicitly: another JDK
+on the machine is too new for them); OpenSearch 3 needs Java 21+ and runs on the JDK that
+`scripts/provision/20-search.sh` chose. That script fetches the distributions pinned in
+`scripts/versions.env`.
 
-- `running_elasticsearch()` / `running_opensearch()`: context managers yielding the base URL (bench scripts).
+- `running_elasticsearch()` / `running_opensearch()` / `running_opensearch3()`: context managers yielding the
+  base URL (bench scripts).
 - `SearchServer`: the same thing as an object that can also be stopped and started again on the same port and
   data (outage tests).
-- pytest fixtures `elasticsearch_url` / `opensearch_url`: one server per test session, started on first use.
+- pytest fixtures `elasticsearch_url` / `opensearch_url` / `opensearch3_url`: one server per test session,
+  started on first use.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +34,8 @@ import httpx
 import pytest
 
 Engine = Literal["elasticsearch", "opensearch"]
+# What a test asks for: an engine at one major version. Also the prefix of its pytest fixture (`NAME_url`).
+Service = Literal["elasticsearch", "opensearch", "opensearch3"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "scripts" / "versions.env"
@@ -68,19 +75,61 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "search"
 
 
-def distribution_home(engine: Engine) -> Path:
-    """The unpacked distribution, provisioning it on first use (the script is a no-op when cached)."""
-    key = "ES_VERSION" if engine == "elasticsearch" else "OPENSEARCH_VERSION"
+@dataclass(frozen=True)
+class Distribution:
+    """One provisioned engine build and the JDK it runs on."""
+
+    service: Service
+    engine: Engine
+    home: Path
+    java_home: Path
+
+
+SERVICE_ENGINES: dict[Service, tuple[Engine, str]] = {
+    "elasticsearch": ("elasticsearch", "ES_VERSION"),
+    "opensearch": ("opensearch", "OPENSEARCH_VERSION"),
+    "opensearch3": ("opensearch", "OPENSEARCH3_VERSION"),
+}
+# Written by the provisioning script next to the distribution: the JDK it chose for that build.
+JAVA_HOME_FILE = "cipulse-java-home"
+
+
+def distribution(service: Service) -> Distribution:
+    """The unpacked distribution and its JDK, provisioned on first use (the script is a no-op when cached)."""
+    engine, key = SERVICE_ENGINES[service]
     home = cache_dir() / f"{engine}-{read_versions()[key]}"
-    if not (home / "bin" / engine).exists():
+    if not _provisioned(service, home):
         result = subprocess.run(
             ["bash", str(PROVISION_SCRIPT)], capture_output=True, text=True, check=False, timeout=1800
         )
-        if result.returncode != 0 or not (home / "bin" / engine).exists():
+        if result.returncode != 0 or not _provisioned(service, home):
             raise SearchServerError(
-                f"provisioning {engine} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+                f"provisioning {service} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
-    return home
+    return Distribution(service, engine, home, _java_home(service, home))
+
+
+def _java_home(service: Service, home: Path) -> Path:
+    if service != "opensearch3":
+        return JAVA_HOME
+    chosen = os.environ.get("CIPULSE_OPENSEARCH3_JAVA_HOME") or (home / JAVA_HOME_FILE).read_text().strip()
+    return Path(chosen)
+
+
+def _provisioned(service: Service, home: Path) -> bool:
+    engine = SERVICE_ENGINES[service][0]
+    if not (home / "bin" / engine).exists():
+        return False
+    if service != "opensearch3":
+        return True
+    # the JDK chosen at provisioning time may have gone since: choose again
+    recorded = home / JAVA_HOME_FILE
+    return recorded.exists() and (Path(recorded.read_text().strip()) / "bin" / "java").exists()
+
+
+def distribution_home(engine: Engine) -> Path:
+    """The unpacked Elasticsearch 8 / OpenSearch 2 distribution (bench scripts call this)."""
+    return distribution(engine).home
 
 
 def free_port() -> int:
@@ -99,19 +148,21 @@ def _tail(path: Path, lines: int = 60) -> str:
 class SearchServer:
     """One engine process owned by this object; `stop()`/`start()` keep the port and the data directory."""
 
-    def __init__(self, engine: Engine, *, workdir: Path | None = None) -> None:
+    def __init__(self, service: Service, *, workdir: Path | None = None) -> None:
         """Without `workdir`: a temporary one, removed by `close()`. With one: kept, so its data survives
         for the next run (benchmarks reuse a loaded million-job index this way)."""
-        self.engine: Engine = engine
-        self.home = distribution_home(engine)
+        self.distribution = distribution(service)
+        self.service: Service = service
+        self.engine: Engine = self.distribution.engine
+        self.home = self.distribution.home
         self._owns_workdir = workdir is None
         if workdir is None:
-            _remove_abandoned_workdirs(engine)
-            workdir = Path(tempfile.mkdtemp(prefix=f"cipulse-{engine}-{os.getpid()}-"))
+            _remove_abandoned_workdirs(service)
+            workdir = Path(tempfile.mkdtemp(prefix=f"cipulse-{service}-{os.getpid()}-"))
         self.workdir = workdir
         self.http_port = free_port()
         self.transport_port = free_port()
-        self.cluster_name = f"cipulse-{engine}-{os.getpid()}" if self._owns_workdir else f"cipulse-{engine}"
+        self.cluster_name = f"cipulse-{service}-{os.getpid()}" if self._owns_workdir else f"cipulse-{service}"
         self._process: subprocess.Popen[bytes] | None = None
         self._prepare_dirs()
 
@@ -154,8 +205,8 @@ class SearchServer:
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_", "JAVA_"))}
         prefix = "ES" if self.engine == "elasticsearch" else "OPENSEARCH"
-        env["JAVA_HOME"] = str(JAVA_HOME)
-        env[f"{prefix}_JAVA_HOME"] = str(JAVA_HOME)
+        env["JAVA_HOME"] = str(self.distribution.java_home)
+        env[f"{prefix}_JAVA_HOME"] = str(self.distribution.java_home)
         env[f"{prefix}_PATH_CONF"] = str(self.workdir / "config")
         env[f"{prefix}_TMPDIR"] = str(self.workdir / "tmp")
         # Last -Xms/-Xmx win over the distribution's jvm.options; GC logs are not needed for tests.
@@ -275,9 +326,9 @@ class SearchServer:
         self.close()
 
 
-def _remove_abandoned_workdirs(engine: Engine) -> None:
+def _remove_abandoned_workdirs(service: Service) -> None:
     """Temporary directories of test sessions that were killed before they could clean up."""
-    for path in Path(tempfile.gettempdir()).glob(f"cipulse-{engine}-*-*"):
+    for path in Path(tempfile.gettempdir()).glob(f"cipulse-{service}-*-*"):
         owner = path.name.split("-")[2]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             shutil.rmtree(path, ignore_errors=True)
@@ -331,6 +382,13 @@ def running_opensearch() -> Iterator[str]:
         yield server.url
 
 
+@contextlib.contextmanager
+def running_opensearch3() -> Iterator[str]:
+    """A fresh single-node OpenSearch 3 (on its Java 21+ JDK); yields "http://127.0.0.1:PORT"."""
+    with SearchServer("opensearch3") as server:
+        yield server.url
+
+
 @pytest.fixture(scope="session")
 def elasticsearch_url() -> Iterator[str]:
     with running_elasticsearch() as url:
@@ -340,4 +398,10 @@ def elasticsearch_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def opensearch_url() -> Iterator[str]:
     with running_opensearch() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def opensearch3_url() -> Iterator[str]:
+    with running_opensearch3() as url:
         yield url

@@ -44,7 +44,7 @@ def test_evaluate_writes_results_and_plots(tmp_path: Path) -> None:
     assert all((plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in names)
 
 
-def test_train_writes_one_model_per_project_or_one_global_model(tmp_path: Path) -> None:
+def test_train_writes_one_global_model_or_one_model_per_project(tmp_path: Path) -> None:
     from cipulse.predict import artifact
 
     data = tmp_path / "data"
@@ -52,7 +52,7 @@ def test_train_writes_one_model_per_project_or_one_global_model(tmp_path: Path) 
     write_csv(data / "beta.csv", builds=400, seed=4)
     cipulse = str(Path(sys.executable).with_name("cipulse"))
     per_project = subprocess.run(
-        [cipulse, "train", "--csv", str(data), "--out", str(tmp_path / "m.json")],
+        [cipulse, "train", "--csv", str(data), "--scope", "project", "--out", str(tmp_path / "m.json")],
         capture_output=True,
         text=True,
     )
@@ -60,7 +60,7 @@ def test_train_writes_one_model_per_project_or_one_global_model(tmp_path: Path) 
     assert set(artifact.load(tmp_path / "m-alpha.json").histories) == {"alpha"}
     assert set(artifact.load(tmp_path / "m-beta.json").histories) == {"beta"}
     both = subprocess.run(
-        [cipulse, "train", "--csv", str(data), "--scope", "global", "--out", str(tmp_path / "g.json")],
+        [cipulse, "train", "--csv", str(data), "--out", str(tmp_path / "g.json")],
         capture_output=True,
         text=True,
     )
@@ -70,3 +70,27 @@ def test_train_writes_one_model_per_project_or_one_global_model(tmp_path: Path) 
         [cipulse, "train", "--csv", str(tmp_path / "nowhere")], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_development_protocol_uses_only_the_first_half_of_each_project(tmp_path: Path) -> None:
+    from cipulse.predict.dataset import load_csv_projects
+    from cipulse.predict.evaluation import development_projects
+
+    data = tmp_path / "data"
+    write_csv(data / "alpha.csv", builds=601, seed=5)
+    (full,) = load_csv_projects(data)
+    (half,) = development_projects([full])
+    assert half.builds == full.builds[:300]
+    assert half.rows == full.rows[:300]  # features only look back, so cutting changes none of them
+    cipulse = str(Path(sys.executable).with_name("cipulse"))
+    out = tmp_path / "dev.md"
+    done = subprocess.run(
+        [cipulse, "evaluate", "--data", str(data), "--out", str(out), "--no-forest", "--development"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "(development protocol)" in text
+    assert "| alpha | 300 |" in text

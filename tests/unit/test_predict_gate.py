@@ -134,3 +134,23 @@ def test_commit_metadata_comes_from_git(repo: Path) -> None:
     assert (event.change.files_added, event.change.files_modified) == (2, 1)
     assert (event.change.test_files, event.change.dependency_files, event.change.tests_added) == (1, 1, 1)
     assert event.change_id is not None and len(event.change_id) == 40
+
+
+def test_global_model_decides_with_the_chosen_projects_threshold(repo: Path, tmp_path: Path) -> None:
+    from cipulse.predict import artifact
+
+    projects = [
+        *load_csv_projects(write_csv(tmp_path / "first.csv", builds=700, seed=8)),
+        *load_csv_projects(write_csv(tmp_path / "second.csv", builds=700, seed=9)),
+    ]
+    path = tmp_path / "global.json"
+    train_artifact(projects, path)
+    predictor = artifact.load(path)
+    assert predictor.decision("first").threshold != predictor.decision("second").threshold
+    for name in ("first", "second"):
+        done = gate(repo, "--model", str(path), "--project", name, "--json", "--advisory")
+        verdict = json.loads(done.stdout)
+        assert verdict["project"] == name
+        assert verdict["threshold"] == pytest.approx(predictor.decision(name).threshold)
+    unnamed = gate(repo, "--model", str(path), "--fail-closed")
+    assert unnamed.returncode == 2 and "--project" in unnamed.stderr

@@ -111,3 +111,28 @@ def test_newer_format_version_and_pinned_hash_are_enforced(model_file: Path, tmp
         artifact.load(model_file, expected_sha256=json.loads(header)["sha256"]).sha256
         == json.loads(header)["sha256"]
     )
+
+
+def test_version_one_models_are_refused_with_a_request_to_retrain(model_file: Path, tmp_path: Path) -> None:
+    header, _, body = model_file.read_bytes().partition(b"\n")
+    older = json.loads(header)
+    older["format_version"] = 1
+    old = tmp_path / "old.json"
+    old.write_bytes(json.dumps(older).encode() + b"\n" + body)
+    with pytest.raises(artifact.ArtifactError, match=r"format version 1.*retrain"):
+        artifact.load(old)
+
+
+def test_global_model_keeps_one_calibration_and_threshold_per_project(tmp_path: Path) -> None:
+    projects = [
+        *load_csv_projects(write_csv(tmp_path / "calm.csv", builds=900, seed=6)),
+        *load_csv_projects(write_csv(tmp_path / "busy.csv", builds=900, seed=7)),
+    ]
+    path = tmp_path / "global.json"
+    train_artifact(projects, path)
+    predictor = artifact.load(path)
+    assert set(predictor.decisions) == {"calm", "busy"}
+    calm, busy = predictor.decision("calm"), predictor.decision("busy")
+    assert (calm.calibration, calm.threshold) != (busy.calibration, busy.threshold)
+    unknown = predictor.decision("elsewhere")
+    assert (unknown.calibration, unknown.threshold) == (predictor.calibration, predictor.threshold)

@@ -18,6 +18,7 @@ from cipulse.records import Job
 from cipulse.store.sqlite import SqliteStore
 from cipulse.store.sqlite_columnar import ROW_WIDTH, _integer_sums, decode, read_window
 from cipulse.store.sqlite_rows import to_micros
+from cipulse.store.synthetic import generate
 from tests.unit.metrics_helpers import at, job
 
 WINDOW = (at(0), at(4000))
@@ -209,3 +210,53 @@ def test_direct_sql_updates_keep_the_job_facts_in_step(store: SqliteStore) -> No
         for j in updated
     ]
     assert store.window_facts(None, *WINDOW) == facts_from_jobs(updated, None, *WINDOW)
+
+
+@pytest.mark.parametrize("table_cells", [10, 3000])
+def test_large_group_spaces_take_the_sorting_paths_with_equal_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table_cells: int
+) -> None:
+    """With many groups x distinct values the dense count tables are replaced by per-level tables or by
+    sorting and selection; small limits force those paths on small data."""
+    monkeypatch.setattr("cipulse.store.sqlite_columnar._MAX_TABLE_CELLS", table_cells)
+    store = SqliteStore(tmp_path / "paths.db")
+    jobs = hand_built()
+    for batch in generate(seed=9, jobs=1500, start=at(0), days=0.04, batch_jobs=500):
+        jobs += batch.jobs
+    store.upsert([], jobs)
+    for repository in (None, "octo/alpha"):
+        assert store.window_facts(repository, *WINDOW) == facts_from_jobs(jobs, repository, *WINDOW)
+    store.close()
+
+
+def test_dense_windows_roll_the_finest_table_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many jobs over few groups and few distinct seconds: percentiles come from one finest (group x
+    value) table summed per level, and still equal the reference (branchless jobs included)."""
+    import cipulse.store.sqlite_columnar as columnar
+
+    rolled: list[int] = []
+    original = columnar._rollup
+
+    def counting_rollup(*args: object) -> object:
+        rolled.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(columnar, "_rollup", counting_rollup)
+    store = SqliteStore(tmp_path / "dense.db")
+    jobs = [
+        job(
+            repository=("octo/a", "octo/b")[index % 2],
+            name=("build", "test", "lint")[index % 3],
+            head_branch=("main", None, "dev")[index % 5 % 3],
+            conclusion=("success", "failure", "cancelled", "skipped")[index % 7 % 4],
+            queued=index % 3000,
+            started=index % 3000 + index % 11,
+            completed=index % 3000 + index % 11 + index % 17,
+        )
+        for index in range(3000)
+    ]
+    store.upsert([], jobs)
+    assert store.window_facts(None, *WINDOW) == facts_from_jobs(jobs, None, *WINDOW)
+    assert store.window_facts("octo/b", *WINDOW) == facts_from_jobs(jobs, "octo/b", *WINDOW)
+    assert rolled, "the finest-table path was not taken"
+    store.close()

@@ -1,11 +1,14 @@
 """The model artifact: one versioned JSON file, no pickle, with a content hash.
 
-Layout: the first line is a small JSON header `{"format": "cipulse-model", "format_version": 1,
+Layout: the first line is a small JSON header `{"format": "cipulse-model", "format_version": 2,
 "sha256": ...}`; the rest is the JSON payload and `sha256` is the hash of exactly those bytes. Loading
 checks the header, the hash, the format version and that the feature definition matches this cipulse, so a
 tampered, truncated or incompatible model fails with a clear message instead of predicting nonsense.
 The hash detects corruption and edits; to pin one exact model (authenticity), pass its hash to the gate
 (`--model-sha256`). Standard library only: the gate loads it.
+
+Version 2 added the code-lineage state to the history snapshot and one calibration and threshold per
+project; version 1 files are refused with a request to retrain.
 """
 
 from __future__ import annotations
@@ -21,11 +24,27 @@ from cipulse.predict.features import FEATURE_NAMES, History
 from cipulse.predict.treemodel import ModelFormatError, TreeEnsemble
 
 FORMAT = "cipulse-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ArtifactError(RuntimeError):
     """The model file is missing, corrupt, tampered with or made for another feature definition."""
+
+
+@dataclass(frozen=True)
+class ProjectDecision:
+    """How one project's raw scores become a probability and a decision."""
+
+    calibration: Platt
+    threshold: float
+    f1_threshold: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProjectDecision:
+        thresholds = data["thresholds"]
+        return cls(
+            Platt.from_json(data["calibration"]), float(thresholds["decision"]), float(thresholds["f1"])
+        )
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,7 @@ class Predictor:
     f1_threshold: float
     target_recall: float
     histories: dict[str, dict[str, Any]]
+    decisions: dict[str, ProjectDecision]
     metrics: dict[str, Any]
     fingerprint: dict[str, Any]
     created_at: str
@@ -56,6 +76,12 @@ class Predictor:
         if project not in self.histories:
             raise ArtifactError(f"the model has no history for project {project!r}")
         return project, History.from_json(self.histories[project])
+
+    def decision(self, project: str) -> ProjectDecision:
+        """The project's own calibration and threshold (a global model has one per project)."""
+        if project in self.decisions:
+            return self.decisions[project]
+        return ProjectDecision(self.calibration, self.threshold, self.f1_threshold)
 
 
 def save(path: Path, payload: dict[str, Any]) -> str:
@@ -125,6 +151,9 @@ def load(path: Path, expected_sha256: str | None = None) -> Predictor:
             f1_threshold=float(thresholds["f1"]),
             target_recall=float(thresholds["target_recall"]),
             histories=dict(payload["histories"]),
+            decisions={
+                str(name): ProjectDecision.from_json(data) for name, data in dict(payload["projects"]).items()
+            },
             metrics=dict(payload.get("metrics", {})),
             fingerprint=dict(payload["fingerprint"]),
             created_at=str(payload["created_at"]),

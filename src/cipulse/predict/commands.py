@@ -29,14 +29,17 @@ def run_evaluate(
     target_recall: float,
     with_forest: bool,
     command: str,
+    development: bool = False,
 ) -> str:
-    """Run the protocol; write the Markdown (and PNGs); return the Markdown."""
-    from cipulse.predict.evaluation import evaluate, fit_count
+    """Run the protocol (on the first halves with `development`); write the Markdown (and PNGs)."""
+    from cipulse.predict.evaluation import development_projects, evaluate, fit_count
     from cipulse.predict.progress import fit_progress
     from cipulse.predict.report import render
     from cipulse.redact import redact_url
 
     projects = load_projects(data, store, repository, git_dir)
+    if development:
+        projects = development_projects(projects)
     with_global = len(projects) > 1
     total = fit_count(projects, with_global, with_forest)
     with fit_progress(f"evaluating {len(projects)} project(s)", total) as advance:
@@ -45,6 +48,7 @@ def run_evaluate(
             target_recall=target_recall,
             with_global=with_global,
             with_forest=with_forest,
+            development=development,
             on_fit=advance,
         )
     source = f"the cipulse store at `{redact_url(store)}`" if store else f"`{data}`"

@@ -105,8 +105,9 @@ def decide(predictor: Predictor, options: GateOptions) -> Verdict:
     project, history, source = _history(predictor, options)
     row = history.features(event)
     raw = predictor.ensemble.raw_score(row)
-    probability = predictor.calibration.probability(raw)
-    threshold = predictor.threshold if options.threshold is None else options.threshold
+    decision = predictor.decision(project)
+    probability = decision.calibration.probability(raw)
+    threshold = decision.threshold if options.threshold is None else options.threshold
     _, contributions = predictor.ensemble.contributions(row)
     values = dict(zip(FEATURE_NAMES, row, strict=True))
     top = sorted(contributions.items(), key=lambda item: abs(item[1]), reverse=True)[: options.top]

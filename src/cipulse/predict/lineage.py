@@ -6,8 +6,9 @@ histories do not, but each build records the code's size and test density, and b
 nearly the same values while other lines differ. So among recent builds, the ones whose code state is
 closest to this build's are its likely ancestors, and their outcomes are a sharper "previous outcome"
 than the build just before. On the development protocol these features raised mean ROC-AUC by about
-0.01 and the outcome of the nearest build agrees with the current one more often than the previous
-build's outcome does (e.g. jruby 0.78 vs 0.74). Pure standard library: the gate imports it.
+0.01, and the outcome of the nearest build agrees with the current one more often than the previous
+build's outcome does (first halves: ruby 0.90 vs 0.87, jruby 0.79 vs 0.77). Pure standard library:
+the gate imports it.
 """
 
 from __future__ import annotations

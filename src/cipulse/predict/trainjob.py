@@ -22,6 +22,7 @@ from cipulse.predict.training import (
     INNER_BLOCKS,
     LIGHTGBM_PARAMS,
     VALIDATION_BLOCKS,
+    Decision,
     train,
 )
 from cipulse.predict.treemodel import from_lightgbm_dump
@@ -61,7 +62,11 @@ def train_artifact(
     target_recall: float = 0.9,
     on_fit: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Train on all builds of `projects` (one project: per-project model; several: a global model)."""
+    """Train on all builds of `projects` (one project: per-project model; several: a global model).
+
+    A global model still gets one calibration and threshold per project (when the project has enough
+    held-out failing and passing builds), which the gate uses for that project.
+    """
     if not projects:
         raise ValueError("no projects to train on")
     features = np.concatenate([np.asarray(as_matrix(p.rows), dtype=float) for p in projects])
@@ -100,15 +105,14 @@ def train_artifact(
         "lightgbm_model": booster.model_to_string(),
         "lightgbm_params": {k: v for k, v in params.items() if k != "n_jobs"},
         "recency_half_life_days": HALF_LIFE_DAYS,
-        "calibration": model.calibration.to_json(),
-        "thresholds": {
-            "decision": model.recall_threshold,
-            "f1": model.f1_threshold,
-            "f1_by_previous_outcome": {
-                "after_pass": model.f1_thresholds_by_previous.get(0),
-                "after_failure": model.f1_thresholds_by_previous.get(1),
-            },
-            "target_recall": target_recall,
+        "calibration": model.pooled.calibration.to_json(),
+        "thresholds": _thresholds(model.pooled, target_recall),
+        "projects": {
+            p.name: {
+                "calibration": model.decision(index).calibration.to_json(),
+                "thresholds": _thresholds(model.decision(index), target_recall),
+            }
+            for index, p in enumerate(projects)
         },
         "metrics": {**model.validation, "importance": model.fitted.importances()},
         "fingerprint": fp,
@@ -116,6 +120,18 @@ def train_artifact(
     }
     payload["sha256"] = artifact.save(out, payload)
     return payload
+
+
+def _thresholds(decision: Decision, target_recall: float) -> dict[str, Any]:
+    return {
+        "decision": decision.recall_threshold,
+        "f1": decision.f1_threshold,
+        "f1_by_previous_outcome": {
+            "after_pass": decision.f1_thresholds_by_previous.get(0),
+            "after_failure": decision.f1_thresholds_by_previous.get(1),
+        },
+        "target_recall": target_recall,
+    }
 
 
 def _check_same_scores(ensemble: Any, booster: Any, features: np.ndarray) -> None:

@@ -23,8 +23,8 @@ number of groups and buckets, not on the number of jobs.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -106,18 +106,6 @@ def terms_sources(fields: Iterable[str]) -> list[dict[str, Any]]:
             terms["missing_bucket"] = True
         sources.append({SOURCE_NAME[field]: {"terms": terms}})
     return sources
-
-
-def group_key(level: Level, values: tuple[Any, ...]) -> GroupKey:
-    if level == "all":
-        return (None, None, None, None)
-    if level == "repository":
-        return (values[0], None, None, None)
-    if level == "workflow":
-        return (values[0], values[1], None, None)
-    if level == "job":
-        return (values[0], values[1], values[2], None)
-    return (values[0], None, None, values[1])
 
 
 def levels_of(finest: FinestKey) -> list[tuple[Level, GroupKey]]:
@@ -249,10 +237,10 @@ def _finest(key: Mapping[str, Any]) -> FinestKey:
 def _read_first(
     answers: Mapping[str, list[dict[str, Any]]],
 ) -> tuple[dict[FinestKey, GroupTally], dict[Measure, dict[FinestKey, Counter[int]]]]:
-    tallies: dict[FinestKey, GroupTally] = {}
+    tallies: defaultdict[FinestKey, GroupTally] = defaultdict(GroupTally)
     for bucket in answers["counts"]:
         key = bucket["key"]
-        part = tallies.setdefault(_finest(key), GroupTally())
+        part = tallies[_finest(key)]
         part.outcomes[key["o"]] += int(bucket["doc_count"])
         part.job_seconds += int(bucket["seconds"]["value"])
         billable = int(bucket["billable"]["value"])
@@ -261,22 +249,33 @@ def _read_first(
         part.queue_exact_count += int(bucket["queue_exact"]["doc_count"])
         part.queue_estimated_count += int(bucket["queue_estimated"]["doc_count"])
         part.clock_skew_count += int(bucket["skew"]["doc_count"])
-    histograms: dict[Measure, dict[FinestKey, Counter[int]]] = {measure: {} for measure in MEASURES}
+    histograms: dict[Measure, dict[FinestKey, Counter[int]]] = {}
     for measure in MEASURES:
+        per_group: defaultdict[FinestKey, Counter[int]] = defaultdict(Counter)
         for bucket in answers[measure]:
             key = bucket["key"]
-            counts = histograms[measure].setdefault(_finest(key), Counter())
-            counts[int(key["k"])] += int(bucket["doc_count"])
+            per_group[_finest(key)][int(key["k"])] += int(bucket["doc_count"])
+        histograms[measure] = per_group
     return tallies, histograms
 
 
+# The group of a level, from a composite key of the level's sources.
+_GROUP_OF: Final[dict[Level, Callable[[Mapping[str, Any]], GroupKey]]] = {
+    "all": lambda key: (None, None, None, None),
+    "repository": lambda key: (key["r"], None, None, None),
+    "workflow": lambda key: (key["r"], key["w"], None, None),
+    "job": lambda key: (key["r"], key["w"], key["n"], None),
+    "branch": lambda key: (key["r"], None, None, key["b"]),
+}
+
+
 def _read_second(buckets: list[dict[str, Any]], level: Level) -> dict[GroupKey, Counter[int]]:
-    exact: dict[GroupKey, Counter[int]] = {}
-    names = [SOURCE_NAME[field] for field in LEVEL_FIELDS[level]]
+    """Exact value counts per group (tens of thousands of buckets: kept to plain dict operations)."""
+    exact: defaultdict[GroupKey, Counter[int]] = defaultdict(Counter)
+    group_of = _GROUP_OF[level]
     for bucket in buckets:
         key = bucket["key"]
-        group = group_key(level, tuple(key[name] for name in names))
-        exact.setdefault(group, Counter())[int(key["v"])] += int(bucket["doc_count"])
+        exact[group_of(key)][int(key["v"])] += int(bucket["doc_count"])
     return exact
 
 
@@ -296,18 +295,19 @@ def window_facts(
     finest_tallies, finest_histograms = _read_first(first)
 
     overall = GroupTally()
-    by_level: dict[Level, dict[GroupKey, GroupTally]] = {level: {} for level in LEVELS}
+    by_level: dict[Level, defaultdict[GroupKey, GroupTally]] = {
+        level: defaultdict(GroupTally) for level in LEVELS
+    }
     for finest, tally in finest_tallies.items():
         for level, key in levels_of(finest):
-            target = overall if level == "all" else by_level[level].setdefault(key, GroupTally())
-            target.merge(tally)
-    histograms: dict[Measure, dict[Level, dict[GroupKey, Counter[int]]]] = {
-        measure: {level: {} for level in LEVEL_FIELDS} for measure in MEASURES
+            (overall if level == "all" else by_level[level][key]).merge(tally)
+    histograms: dict[Measure, dict[Level, defaultdict[GroupKey, Counter[int]]]] = {
+        measure: {level: defaultdict(Counter) for level in LEVEL_FIELDS} for measure in MEASURES
     }
     for measure in MEASURES:
         for finest, counts in finest_histograms[measure].items():
             for level, key in levels_of(finest):
-                histograms[measure][level].setdefault(key, Counter()).update(counts)
+                histograms[measure][level][key].update(counts)
     needed = {
         measure: {
             level: {key: needed_buckets(counts) for key, counts in groups.items()}

@@ -181,9 +181,11 @@ class SearchWriter:
                 groups.setdefault((index, job.repository), []).append(job.job_id)
         if not groups:
             return []
-        candidates = sorted(set().union(*(self._layout.job_neighbours(index) for index, _ in groups)))
-        # per target index and repository: those job ids anywhere but there (a copy in the target itself is
-        # simply overwritten); the `_index` term turns into match-none on the target's own shard
+        # a copy in the index written now is simply overwritten: that index is searched only for the
+        # other groups' jobs (and the `_index` term turns into match-none there for its own group)
+        candidates = sorted(
+            set().union(*(self._layout.job_neighbours(index) - {index} for index, _ in groups))
+        )
         elsewhere: list[dict[str, Any]] = [
             {
                 "bool": {
@@ -193,6 +195,10 @@ class SearchWriter:
             }
             for (index, repository), job_ids in groups.items()
         ]
+        # the range lets the engine skip, before searching, every shard whose job ids lie outside it:
+        # job ids grow with time, so the previous month usually holds none of a new batch's ids
+        job_ids = [job_id for ids in groups.values() for job_id in ids]
+        within = {"range": {"job_id": {"gte": min(job_ids), "lte": max(job_ids)}}}
         size = min(MAX_LOOKUP_HITS, 2 * len(targets) + 100)
         answer = self._client.search(
             ",".join(candidates),
@@ -201,9 +207,12 @@ class SearchWriter:
                 "_source": False,
                 "track_total_hits": False,
                 "sort": ["_doc"],  # no scoring, no ranking: just where these ids live
-                "query": {"bool": {"filter": {"bool": {"should": elsewhere, "minimum_should_match": 1}}}},
+                "query": {
+                    "bool": {"filter": [within, {"bool": {"should": elsewhere, "minimum_should_match": 1}}]}
+                },
             },
             filter_path="hits.hits._index,hits.hits._id",
+            pre_filter_shard_size="1",
         )
         hits = answer.get("hits", {}).get("hits", [])
         if len(hits) >= size and len(targets) > 1:  # more copies than asked for: ask in halves

@@ -16,8 +16,9 @@ no index in the path):
 - Elasticsearch (7.10+): ``POST /<index>/_pit?keep_alive=1m`` answers ``id``; ``DELETE /_pit`` with
   ``{"id": ...}`` closes it; ``_shard_doc`` is the cheap unique tiebreak within a PIT.
 - OpenSearch (2.4+): ``POST /<index>/_search/point_in_time?keep_alive=1m`` answers ``pit_id``;
-  ``DELETE /_search/point_in_time`` with ``{"pit_id": [...]}`` closes it; ``_shard_doc`` exists only from
-  3.3, so before that the sort must be unique by itself (the store sorts by record identity: it is).
+  ``DELETE /_search/point_in_time`` with ``{"pit_id": [...]}`` closes it. ``_shard_doc`` is unknown
+  before 3.3, so no tiebreak is added: the sort must be unique by itself (the store sorts by record
+  identity: it is).
 
 Where no PIT can be opened (OpenSearch before 2.4, or a cluster whose security refuses the PIT actions),
 the walk falls back to plain ``search_after`` on the same unique sort: complete and duplicate-free for
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Generator, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -49,6 +51,7 @@ from typing import Any, Final, TypeVar
 from cipulse.store.base import StoreUnavailable
 from cipulse.store.search_client import TRANSIENT_STATUSES, EngineInfo, SearchClient, SearchRequestError
 
+log = logging.getLogger(__name__)
 PAGE: Final = 2000
 KEEP_ALIVE: Final = "1m"
 # Answers to a PIT request that mean "no PIT here" (unknown endpoint, method or action; forbidden).
@@ -56,6 +59,9 @@ NO_PIT_STATUSES: Final = (400, 403, 404, 405)
 FILTER_PATH: Final = "pit_id,_shards.failed,_shards.failures,hits.hits._id,hits.hits._source,hits.hits.sort"
 # Composite buckets per page: fewer round trips, while a page stays below search.max_buckets.
 COMPOSITE_PAGE: Final = 50_000
+# Let the engine skip, before querying, every shard whose documents cannot match (a window touches one or
+# two monthly indices of many): fewer shard requests and fewer partial results to merge.
+MSEARCH_PARAMS: Final = {"pre_filter_shard_size": "1"}
 Sort = Sequence[Mapping[str, str]]
 K = TypeVar("K", bound=Hashable)
 
@@ -69,15 +75,11 @@ class PointInTime:
 
     @property
     def tiebreak(self) -> list[dict[str, str]]:
-        return [{"_shard_doc": "asc"}] if has_shard_doc(self.engine) else []
+        return [{"_shard_doc": "asc"}] if self.engine.engine == "elasticsearch" else []
 
 
 def supports_pit(engine: EngineInfo) -> bool:
     return engine.engine == "elasticsearch" or _version(engine) >= (2, 4)
-
-
-def has_shard_doc(engine: EngineInfo) -> bool:
-    return engine.engine == "elasticsearch" or _version(engine) >= (3, 3)
 
 
 def _version(engine: EngineInfo) -> tuple[int, int]:
@@ -86,7 +88,8 @@ def _version(engine: EngineInfo) -> tuple[int, int]:
 
 
 def open_pit(client: SearchClient, engine: EngineInfo, index: str, keep_alive: str) -> PointInTime | None:
-    """A PIT over `index` (patterns matching nothing included); None where the engine has none to give."""
+    """A PIT over `index`; None where the engine has none to give (OpenSearch also answers 400 for a
+    pattern that matches no index: the fallback then reads the nothing there is)."""
     if not supports_pit(engine):
         return None
     path = f"/{index}/_pit" if engine.engine == "elasticsearch" else f"/{index}/_search/point_in_time"
@@ -94,6 +97,7 @@ def open_pit(client: SearchClient, engine: EngineInfo, index: str, keep_alive: s
     answer = client.request("POST", path, params=params, ok=(200, *NO_PIT_STATUSES))
     pit_id = (answer or {}).get("id") or (answer or {}).get("pit_id")
     if not isinstance(pit_id, str):  # an error answer: endpoint unknown or action refused
+        log.debug("no point in time on %s for %s: %s", client.url, index, answer)
         return None
     return PointInTime(engine, pit_id)
 
@@ -121,7 +125,7 @@ def scan(
     keep_alive: str = KEEP_ALIVE,
 ) -> Generator[dict[str, Any], None, None]:
     """Every hit matching `query` in `index`, in `sort` order, from one snapshot taken at the first
-    `next()`. `sort` must be unique on its own (the fallback and OpenSearch 2 rely on it).
+    `next()`. `sort` must be unique on its own (OpenSearch and the fallback rely on it).
 
     A generator: close it (or let it be collected) to release the PIT when stopping early."""
     pit = open_pit(client, engine, index, keep_alive)
@@ -159,8 +163,7 @@ def _pages(
             answer = client.search(index, body, filter_path=FILTER_PATH)
         else:
             body["pit"] = {"id": pit.id, "keep_alive": keep_alive}
-            # the PIT carries the indices and their options: none may be given here
-            answer = client.request("POST", "/_search", body=body, params={"filter_path": FILTER_PATH})
+            answer = _pit_page(client, body, keep_alive)
             pit.id = answer.get("pit_id", pit.id)
         shards = answer.get("_shards", {})
         if shards.get("failed"):
@@ -170,6 +173,21 @@ def _pages(
         if len(hits) < page:
             return
         after = hits[-1]["sort"]
+
+
+def _pit_page(client: SearchClient, body: Mapping[str, Any], keep_alive: str) -> dict[str, Any]:
+    """One page from the PIT (it carries the indices and their options: none may be given here)."""
+    try:
+        answer: dict[str, Any] = client.request(
+            "POST", "/_search", body=body, params={"filter_path": FILTER_PATH}
+        )
+    except SearchRequestError as error:
+        if "search_context_missing" not in str(error):
+            raise
+        raise SearchRequestError(
+            f"the scan's point in time expired: more than {keep_alive} passed between two pages ({error})"
+        ) from error
+    return answer
 
 
 # -- aggregation groups -----------------------------------------------------------------------------------
@@ -253,7 +271,9 @@ def msearch(
         }
     )
     lines = [line for body in bodies for line in (header, json.dumps(body, separators=(",", ":")))]
-    answer = client.request("POST", "/_msearch", content=("\n".join(lines) + "\n").encode())
+    answer = client.request(
+        "POST", "/_msearch", content=("\n".join(lines) + "\n").encode(), params=MSEARCH_PARAMS
+    )
     responses: list[dict[str, Any]] = answer["responses"]
     for response in responses:
         if "error" in response:

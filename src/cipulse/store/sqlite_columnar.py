@@ -249,7 +249,12 @@ class ColumnarFacts:
         found = None
         if len(columns):
             distinct, local = _distinct_values(columns.group.astype(np.int64))
-            found = _Window(columns, self.groups.lookup(self._conn, distinct), local)
+            groups = self.groups.lookup(self._conn, distinct)
+            # renumber in key order: repository, workflow and job groups become contiguous runs
+            order = sorted(range(len(groups)), key=lambda index: _sort_key(groups[index]))
+            rank = np.empty(len(groups), dtype=np.int64)
+            rank[order] = np.arange(len(groups))
+            found = _Window(columns, [groups[index] for index in order], rank[local])
         self._last = (key, found)
         return found
 
@@ -283,20 +288,7 @@ class ColumnarFacts:
         window = self.window(start_us, end_us, repository)
         if window is None:
             return []
-        columns = window.columns
-        duration = columns.duration
-        known = duration >= 0
-        queued = columns.queue >= 0
-        exact = queued & ((columns.flags & _EXACT_QUEUE) > 0)
-        weights = {
-            "seconds": np.where(known, duration, 0),
-            "billable": np.where(known, (duration + 59) // 60, 0),
-            "exact": exact,
-            "estimated": queued & ~exact,
-            "skew": (columns.flags & _CLOCK_SKEW) > 0,
-        }
-        finest = window.local * _N_OUTCOMES + columns.outcome
-        codes, sums = _group_sums(finest, weights, window.n_groups * _N_OUTCOMES)
+        codes, sums = _finest_sums(window)
         group, outcome = np.divmod(codes, _N_OUTCOMES)
         label = window.label_of[group]
         n_labels = len(window.labels)
@@ -333,10 +325,11 @@ class ColumnarFacts:
         return rows
 
     def percentile_rows(self, start_us: int, end_us: int, repository: str | None) -> list[PercentileRow]:
-        """Per measure, rank the window's distinct values once; then per level a (group x value) count
-        table by `np.bincount` gives every group's nearest ranks from cumulative sums: linear in the
-        window, no per-level sort. Levels whose table would be too large fall back to per-group selection.
-        """
+        """Per measure, rank the window's distinct values once and count (finest group x value) with one
+        `np.bincount`; each level's table is then a sum of finest rows (`_rollup`) and gives every
+        group's nearest ranks from cumulative sums: linear in the window, no sort, few window-sized
+        temporaries. When that table would outgrow the window, each level counts its own (group x value)
+        table from the rows instead, or selects per group when even that is too large."""
         window = self.window(start_us, end_us, repository)
         result: list[PercentileRow] = []
         if window is None:
@@ -355,18 +348,95 @@ class ColumnarFacts:
                 continue
             distinct, value_ids = _distinct_values(chosen)
             local = window.local[valid]
+            n_values = len(distinct)
+            finest = None
+            if window.n_groups * n_values <= min(len(chosen), _MAX_TABLE_CELLS):
+                codes = local * n_values + value_ids
+                finest = np.bincount(codes, minlength=window.n_groups * n_values).reshape(window.n_groups, -1)
             for level, level_of in window.level_of.items():
-                groups = level_of[local]
-                keep = groups >= 0
                 n_groups = len(window.level_keys[level])
-                if n_groups * len(distinct) <= _MAX_TABLE_CELLS:
-                    picked = _table_percentiles(groups[keep], value_ids[keep], n_groups, distinct)
+                if finest is not None:
+                    picked = _picks_from_table(_rollup(finest, level_of, n_groups), distinct)
                 else:
-                    picked = _selected_percentiles(groups[keep], chosen[keep])
+                    groups = level_of[local]
+                    keep = groups >= 0
+                    if n_groups * n_values <= _MAX_TABLE_CELLS:
+                        table = np.bincount(
+                            groups[keep] * n_values + value_ids[keep], minlength=n_groups * n_values
+                        )
+                        picked = _picks_from_table(table.reshape(n_groups, n_values), distinct)
+                    else:
+                        picked = _selected_percentiles(groups[keep], chosen[keep])
                 keys = window.level_keys[level]
                 for group, size, values_at in picked:
                     result.append(PercentileRow(level, measure, keys[group], size, values_at))
         return result
+
+
+def _finest_sums(window: _Window) -> tuple[IntArray, dict[str, IntArray]]:
+    """Per (finest group, outcome) code present in the window: the job count, the seconds and billable
+    minutes of known durations, and the exact, estimated and skewed counts. The flags are counted with
+    one `np.bincount` of (code, queue kind, skew): window-sized temporaries are the cost here."""
+    columns = window.columns
+    codes = window.local * _N_OUTCOMES
+    codes += columns.outcome
+    space = window.n_groups * _N_OUTCOMES
+    seconds = np.maximum(columns.duration, 0)  # unknown (-1) adds nothing
+    billable = seconds + 59
+    billable //= 60
+    if space * 6 > _MAX_TABLE_CELLS:
+        queued = columns.queue >= 0
+        exact = queued & ((columns.flags & _EXACT_QUEUE) > 0)
+        weights = {
+            "seconds": seconds,
+            "billable": billable,
+            "exact": exact,
+            "estimated": queued & ~exact,
+            "skew": (columns.flags & _CLOCK_SKEW) > 0,
+        }
+        return _group_sums(codes, weights, space)
+    # queue kind 0 unknown, 1 exact, 2 estimated; times 2, plus 1 if skewed
+    kind = (columns.queue >= 0).view(np.uint8) * (2 - (columns.flags & _EXACT_QUEUE))
+    kind <<= 1
+    kind |= (columns.flags & _CLOCK_SKEW) >> 1
+    flagged = codes * 6
+    flagged += kind
+    table = np.bincount(flagged, minlength=space * 6).reshape(space, 3, 2)
+    counts = table.sum(axis=(1, 2))
+    present = np.flatnonzero(counts)
+    table = table[present]
+    return present, {
+        "count": counts[present],
+        "seconds": _integer_sums(codes, seconds, space)[present],
+        "billable": _integer_sums(codes, billable, space)[present],
+        "exact": table[:, 1, :].sum(axis=1),
+        "estimated": table[:, 2, :].sum(axis=1),
+        "skew": table[:, :, 1].sum(axis=1),
+    }
+
+
+def _sort_key(group: FactGroup) -> tuple[str, str, str, bool, str, str]:
+    repository, workflow, name, branch, labels = group
+    return (repository, workflow, name, branch is not None, branch or "", labels)
+
+
+def _rollup(finest: IntArray, level_of: IntArray, n_groups: int) -> IntArray:
+    """(level group x value) counts as sums of the finest groups' rows (`np.add.reduceat` over runs of one
+    level group; rows are copied only when a level's groups are not already contiguous runs, as for
+    branches). Groups with a negative level id (no branch) are left out."""
+    table = np.zeros((n_groups, finest.shape[1]), dtype=np.int64)
+    keep = level_of >= 0
+    ids = level_of[keep]
+    if not len(ids):
+        return table
+    if keep.all() and bool(np.all(ids[1:] >= ids[:-1])):
+        rows, sorted_ids = finest, ids
+    else:
+        order = np.flatnonzero(keep)[np.argsort(ids, kind="stable")]
+        rows, sorted_ids = finest[order], level_of[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+    table[sorted_ids[starts]] = np.add.reduceat(rows, starts, axis=0)
+    return table
 
 
 def _distinct_values(values: IntArray) -> tuple[IntArray, IntArray]:
@@ -381,16 +451,12 @@ def _distinct_values(values: IntArray) -> tuple[IntArray, IntArray]:
     return distinct, inverse.astype(np.int64)
 
 
-def _table_percentiles(
-    groups: IntArray, value_ids: IntArray, n_groups: int, distinct: IntArray
-) -> list[tuple[int, int, tuple[int, ...]]]:
-    if not len(groups):
-        return []
-    n_values = len(distinct)
-    table = np.bincount(groups * n_values + value_ids, minlength=n_groups * n_values)
-    table = table.reshape(n_groups, n_values)
+def _picks_from_table(table: IntArray, distinct: IntArray) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Nearest-rank picks of every non-empty row of a (group x distinct value) count table."""
     sizes = table.sum(axis=1)
     present = np.flatnonzero(sizes)
+    if not len(present):
+        return []
     cumulative = np.cumsum(table[present], axis=1)
     sizes = sizes[present]
     columns = []
@@ -455,7 +521,7 @@ def _group_sums(
 def _integer_sums(index: IntArray, weight: npt.NDArray[Any], size: int) -> IntArray:
     """Exact per-index sums of non-negative integers. `np.bincount` adds in float64, exact only below
     2^53; large totals are summed as high and low 24-bit halves, each of which stays below that."""
-    weight = weight.astype(np.int64)
+    weight = np.asarray(weight, dtype=np.int64)
     if not len(weight) or int(weight.max()) * len(weight) < 2**53:
         return np.rint(np.bincount(index, weights=weight, minlength=size)).astype(np.int64)
     low = np.rint(np.bincount(index, weights=weight & 0xFFFFFF, minlength=size)).astype(np.int64)
