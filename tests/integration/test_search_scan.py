@@ -1,4 +1,4 @@
-"""Scans and window facts of the search store at scale, on real Elasticsearch and OpenSearch.
+"""Scans and window facts of the search store at scale, on real Elasticsearch, OpenSearch 2 and 3.
 
 - `iter_jobs` reads one snapshot (point in time) even while another writer adds and changes jobs;
 - a scan stopped early, or broken by its consumer, closes its point in time (the engine's own count of
@@ -33,7 +33,7 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 _prefixes = itertools.count()
 
 
-@pytest.fixture(params=["elasticsearch", "opensearch"])
+@pytest.fixture(params=["elasticsearch", "opensearch", "opensearch3"])
 def engine_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 

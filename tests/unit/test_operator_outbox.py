@@ -232,3 +232,48 @@ def test_cipulse_up_refuses_a_plain_http_enterprise_url(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"spec.apiUrl: apiUrl must use https:// because the GitHub token"):
         load_monitors(path)
+
+
+@pytest.mark.parametrize("bad", ["http://receiver:port/hook", "http://receiver:99999/hook", "http://xn--/hook"])
+async def test_a_webhook_url_httpx_cannot_use_fails_that_sink_only(tmp_path: Path, bad: str) -> None:
+    """The spec's URL pattern admits URLs httpx refuses (a non-numeric or out-of-range port, a bad IDNA
+    label); that is one sink's delivery failure, not an exception that aborts the flush for every sink."""
+    receiver = Receiver()
+    receiver.up = True
+    sinks = _sinks(bad, "http://working/hook")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver.handle)) as client:
+        notifier = Notifier(client, _secret, Outbox(tmp_path / "outbox.db"), MONITOR)
+        notifier.record(_report("Failing", TRANSITION), sinks)
+        state = await notifier.flush(sinks)
+    assert [str(r.url) for r in receiver.accepted] == ["http://working/hook"]
+    assert (state.ok, state.reason, state.pending) == (False, "DeliveryFailed", 1)
+    assert [p.sink for p in notifier.outbox.pending(MONITOR)] == [sink_address(sinks[0])]
+
+
+async def test_sink_url_credentials_stay_out_of_status_and_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver URL may carry `user:password@` (basic auth); like store and API URLs it is redacted
+    wherever it is shown: SinksReady's message (status, Events) and the operator's log."""
+    password = "basic-auth-password"
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if "broken" in str(request.url) else 204)
+
+    sinks = _sinks(f"https://hook:{password}@broken/hook", f"https://hook:{password}@working/hook")
+    caplog.set_level("DEBUG")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        notifier = Notifier(client, _secret, Outbox(tmp_path / "outbox.db"), MONITOR)
+        notifier.record(_report("Failing", TRANSITION), sinks)
+        state = await notifier.flush(sinks)
+    assert state.reason == "DeliveryFailed" and "https://***@broken/hook" in state.message
+    assert password not in state.message and all(password not in problem for problem in state.problems)
+    assert "delivered" in caplog.text and password not in caplog.text
+
+
+def test_a_corrupt_outbox_file_is_a_clear_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    path.write_bytes(b"this is not SQLite at all" * 200)
+    with pytest.raises(ValueError, match=rf"outbox {path} is not a readable SQLite database"):
+        Outbox(path)
+    assert path.read_bytes() == b"this is not SQLite at all" * 200, "nothing is overwritten"

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -237,9 +238,9 @@ def test_dense_windows_roll_the_finest_table_up(tmp_path: Path, monkeypatch: pyt
     rolled: list[int] = []
     original = columnar._rollup
 
-    def counting_rollup(*args: object) -> object:
+    def counting_rollup(finest: Any, level_of: Any, n_groups: int) -> Any:
         rolled.append(1)
-        return original(*args)
+        return original(finest, level_of, n_groups)
 
     monkeypatch.setattr(columnar, "_rollup", counting_rollup)
     store = SqliteStore(tmp_path / "dense.db")
