@@ -101,7 +101,11 @@ def run_operator(emulator: Emulator, polls: int, console: Console) -> tuple[Samp
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "emulator-token", "namespace": "default"},
+            "metadata": {
+                "name": "emulator-token",
+                "namespace": "default",
+                "labels": {"cipulse.io/github-token": "true"},
+            },
             "stringData": {"token": emulator.token},
         }
         kube.kubectl("apply", "-f", "-", input=json.dumps(secret))
@@ -137,6 +141,9 @@ def run_operator(emulator: Emulator, polls: int, console: Console) -> tuple[Samp
             start = time.monotonic()
             _, after_backfill = watch(process.pid, 600, all_ready)
             backfill_s = time.monotonic() - start
+            if not all_ready():
+                tail = log.read_text(errors="replace")[-2000:]
+                raise SystemExit(f"operator: monitors not Ready after {backfill_s:.0f}s; log tail:\n{tail}")
             console.print(f"operator: {len(emulator.repositories)} monitors Ready after {backfill_s:.0f}s")
             steady_start, steady_end = watch(process.pid, 30 * polls + 5)
             per_poll = (steady_end.cpu_s - steady_start.cpu_s) / (polls * len(emulator.repositories))

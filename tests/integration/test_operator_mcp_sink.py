@@ -79,3 +79,19 @@ async def test_unknown_tool_is_a_failed_delivery(mcp_server: tuple[str, list[dic
     with pytest.raises(SinkDeliveryFailed):
         await call_tool(url, "no_such_tool", TRANSITION.payload(), None)
     assert received == []
+
+
+async def test_url_credentials_are_sent_but_never_logged_or_reported(
+    mcp_server: tuple[str, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`user:password@` in the sink URL authenticates (basic auth) but, like every credential in a URL,
+    stays out of logs (the HTTP client logs each request's URL) and out of failure messages."""
+    url, received = mcp_server
+    secret_url = url.replace("http://", "http://sink:url-password@")
+    caplog.set_level("DEBUG")
+    await call_tool(secret_url, "record_health", TRANSITION.payload(), None)
+    assert len(received) == 1
+    with pytest.raises(SinkDeliveryFailed) as failed:
+        await call_tool(secret_url, "no_such_tool", TRANSITION.payload(), None)
+    assert "http://***@127.0.0.1" in str(failed.value) and "url-password" not in str(failed.value)
+    assert "HTTP Request" in caplog.text and "url-password" not in caplog.text

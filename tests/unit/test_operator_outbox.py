@@ -14,11 +14,20 @@ import httpx
 import pytest
 
 from cipulse.operator.health import HealthVerdict
+from cipulse.operator.monitor_store import default_outbox_path
 from cipulse.operator.notify import Notifier, sink_address
 from cipulse.operator.outbox import Outbox
 from cipulse.operator.report import PollReport
 from cipulse.operator.secret_labels import GITHUB_TOKEN, SINK_SECRET
-from cipulse.operator.sinks import DELIVERY_HEADER, SIGNATURE_HEADER, HealthTransition, encode, verify
+from cipulse.operator.sinks import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    HealthTransition,
+    SinkDeliveryFailed,
+    encode,
+    post_signed,
+    verify,
+)
 from cipulse.operator.spec import MonitorSpec, SecretKeyRef, Sink, WebhookSink, parse_spec
 from cipulse.operator.url_policy import credentials_may_go_to
 from cipulse.standalone.config import ConfigError, load_monitors
@@ -234,7 +243,7 @@ def test_cipulse_up_refuses_a_plain_http_enterprise_url(tmp_path: Path) -> None:
         load_monitors(path)
 
 
-@pytest.mark.parametrize("bad", ["http://receiver:port/hook", "http://receiver:99999/hook", "http://xn--/hook"])
+@pytest.mark.parametrize("bad", ["http://receiver:port/hook", "http://xn--/hook"])
 async def test_a_webhook_url_httpx_cannot_use_fails_that_sink_only(tmp_path: Path, bad: str) -> None:
     """The spec's URL pattern admits URLs httpx refuses (a non-numeric or out-of-range port, a bad IDNA
     label); that is one sink's delivery failure, not an exception that aborts the flush for every sink."""
@@ -250,6 +259,13 @@ async def test_a_webhook_url_httpx_cannot_use_fails_that_sink_only(tmp_path: Pat
     assert [p.sink for p in notifier.outbox.pending(MONITOR)] == [sink_address(sinks[0])]
 
 
+async def test_an_out_of_range_port_is_a_delivery_failure() -> None:
+    """A real connection attempt to port 99999 fails inside the network stack with an exception group."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        with pytest.raises(SinkDeliveryFailed, match="refused delivery d-1"):
+            await post_signed(client, "http://127.0.0.1:99999/hook", None, b"{}", "d-1", backoff_seconds=0)
+
+
 async def test_sink_url_credentials_stay_out_of_status_and_logs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -257,7 +273,10 @@ async def test_sink_url_credentials_stay_out_of_status_and_logs(
     wherever it is shown: SinksReady's message (status, Events) and the operator's log."""
     password = "basic-auth-password"
 
+    authorizations: list[str] = []
+
     def handle(request: httpx.Request) -> httpx.Response:
+        authorizations.append(request.headers.get("Authorization", ""))
         return httpx.Response(503 if "broken" in str(request.url) else 204)
 
     sinks = _sinks(f"https://hook:{password}@broken/hook", f"https://hook:{password}@working/hook")
@@ -269,6 +288,7 @@ async def test_sink_url_credentials_stay_out_of_status_and_logs(
     assert state.reason == "DeliveryFailed" and "https://***@broken/hook" in state.message
     assert password not in state.message and all(password not in problem for problem in state.problems)
     assert "delivered" in caplog.text and password not in caplog.text
+    assert set(authorizations) == {httpx.BasicAuth("hook", password)._auth_header}, "still sent as basic auth"
 
 
 def test_a_corrupt_outbox_file_is_a_clear_error_naming_it(tmp_path: Path) -> None:
@@ -277,3 +297,30 @@ def test_a_corrupt_outbox_file_is_a_clear_error_naming_it(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match=rf"outbox {path} is not a readable SQLite database"):
         Outbox(path)
     assert path.read_bytes() == b"this is not SQLite at all" * 200, "nothing is overwritten"
+
+
+def test_an_outbox_path_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match=rf"cannot open the outbox {blocker / 'outbox.db'}: "):
+        Outbox(blocker / "outbox.db")
+    (tmp_path / "a-directory.db").mkdir()
+    with pytest.raises(ValueError, match=r"cannot open the outbox .*a-directory\.db: "):
+        Outbox(tmp_path / "a-directory.db")
+
+
+def test_default_outbox_is_per_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Processes on one machine using different remote stores (or the same monitor names) must not share
+    one outbox: a flush drops the deliveries to sinks its own spec lacks, and the health it remembers
+    decides whether a transition is announced at all."""
+    monkeypatch.delenv("CIPULSE_OUTBOX_PATH", raising=False)
+    monkeypatch.setenv("CIPULSE_SPOOL_PATH", str(tmp_path / "spool.db"))
+    first = default_outbox_path("https://search-a.example:9200")
+    assert first.parent == tmp_path
+    assert first == default_outbox_path("https://search-a.example:9200")
+    assert first != default_outbox_path("https://search-b.example:9200")
+    assert first != default_outbox_path("sqlite:///:memory:")
+    assert default_outbox_path("https://u:pw@search-a.example:9200") == first, "the same store, any user"
+    assert default_outbox_path(f"sqlite:///{tmp_path}/cipulse.db") == tmp_path / "cipulse-outbox.db"
+    monkeypatch.setenv("CIPULSE_OUTBOX_PATH", str(tmp_path / "explicit.db"))
+    assert default_outbox_path("https://search-a.example:9200") == tmp_path / "explicit.db"

@@ -6,8 +6,10 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -98,3 +100,67 @@ def test_train_from_store_then_gate_with_store_history(store_url: str, tmp_path:
     assert done.returncode == 0, done.stderr
     assert verdict["history_source"].startswith("store (")
     assert verdict["project"] == REPO
+
+
+def test_gate_store_history_knows_code_states_like_training_with_git(tmp_path: Path) -> None:
+    """Trained with `--git-dir`, the history records each build's tree (state_id); the gate's history
+    from `--store` must too, or the same-code-state features differ between training and serving (a
+    commit whose tree was built before, e.g. an empty or re-signed commit, would look never built)."""
+    from cipulse.predict.dataset import _git_enricher, builds_from_training_rows
+    from cipulse.predict.features import History
+    from cipulse.predict.gate import GateOptions, _event_from_options, _history
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "dev@example.com")
+    git("config", "user.name", "Dev")
+    (repo / "app.py").write_text("print('broken'\n")
+    git("add", ".")
+    git("commit", "-qm", "break it")
+    broken = git("rev-parse", "HEAD")
+    git("commit", "-q", "--allow-empty", "-m", "retry")  # a new commit, the same tree
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    runs = [
+        WorkflowRun(
+            repository=REPO,
+            run_id=500 + number,
+            run_attempt=1,
+            run_number=number,
+            workflow_id=7,
+            workflow_name="CI",
+            event="push",
+            head_sha=sha,
+            head_branch="main",
+            status="completed",
+            conclusion="failure" if sha == broken else "success",
+            created_at=start + timedelta(hours=number),
+            run_started_at=None,
+            updated_at=None,
+            actor="ann",
+        )
+        for number, sha in enumerate(["f" * 40, broken, broken], start=1)
+    ]
+    store = SqliteStore(tmp_path / "gate.db")
+    store.upsert(runs, [])
+    rows = store.training_rows(REPO)
+    store.close()
+
+    options = GateOptions(
+        model=tmp_path / "unused.json", repo=repo, store=f"sqlite:///{tmp_path / 'gate.db'}"
+    )
+    event = _event_from_options(replace(options, branch="main"))
+    same_state = FEATURE_NAMES.index("same_state_builds")
+    for enrich in (_git_enricher(repo), None):  # trained with --git-dir, and without
+        trained = History()
+        for build, failed in builds_from_training_rows(rows, enrich)[REPO]:
+            trained.observe(build, failed)
+        model = SimpleNamespace(histories={REPO: trained.to_json()})  # all `_history` reads of the model
+        _, served, _ = _history(model, options)  # type: ignore[arg-type]
+        assert trained.features(event)[same_state] == (2.0 if enrich else 0.0)
+        assert served.features(event) == trained.features(event)

@@ -48,6 +48,8 @@ def database(tmp_path: Path) -> Path:
         (("--keep-days", "-3"), "at least 1"),
         (("--before", "last tuesday"), "--before expects a date like"),
         (("--before", "2999-01-01"), "is in the future"),
+        (("--keep-days", "800000"), "--keep-days 800000 reaches back before the year 1"),
+        (("--keep-days", "1000000000"), "--keep-days 1000000000 reaches back before the year 1"),
     ],
 )
 def test_bad_cutoffs_exit_2_with_a_reason(args: tuple[str, ...], message: str, database: Path) -> None:

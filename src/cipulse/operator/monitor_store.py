@@ -1,22 +1,26 @@
 """The store as monitors use it (operator and `cipulse up`), and handing freed memory back to the OS.
 
-Every poll asks for the window facts of ONE repository. SQLite's plain SQL answers that from the
-repository's rows alone. The columnar projection (the SqliteStore default, built for dashboards over all
-repositories) sizes its dense count tables by the groups of EVERY repository in the store: with 100
-monitors x 200 jobs one call briefly allocated up to ~58 MB (tracemalloc, bench/bench_operator.py),
-which was the operator's whole peak-RSS overshoot. Both engines return equal facts.
+Every poll asks for the window facts of ONE repository. SQLite's columnar engine reads that
+repository's window as one indexed range and sizes its count tables by the groups in the window, so a
+poll costs in proportion to the monitor's own jobs. Its cache of decoded days is kept small here
+(`MONITOR_CACHED_JOBS`): many monitors share one process, and each poll re-reads only changed days.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from cipulse.store.base import Store
+
+MONITOR_CACHED_JOBS = 200_000
+"""Decoded jobs kept between polls (about 22 bytes each, so ~4 MB) for all monitors together."""
 
 
 def open_monitor_store(url: str) -> Store:
@@ -40,7 +44,7 @@ def open_monitor_store(url: str) -> Store:
     from cipulse.store import open_store
 
     if url.startswith("sqlite://"):
-        return open_store(url, columnar=False)
+        return open_store(url, cached_jobs=MONITOR_CACHED_JOBS)
     return open_store(url)
 
 
@@ -55,8 +59,16 @@ def default_outbox_path(store_url: str) -> Path:
     if store_url.startswith("sqlite:///") and not store_url.endswith(":memory:"):
         database = Path(store_url.removeprefix("sqlite:///"))
         return database.with_name(f"{database.stem}-outbox.db")
+    # one outbox per store: processes on one machine using different stores must not share one (a
+    # flush drops deliveries to sinks its own monitors lack; the health recorded decides what is announced)
+    try:
+        where = urlsplit(store_url)
+        store = urlunsplit((where.scheme, where.netloc.rpartition("@")[2], where.path.rstrip("/"), "", ""))
+    except ValueError:  # the store did not open either; any stable name will do
+        store = store_url
+    digest = hashlib.sha256(store.encode()).hexdigest()[:16]
     spool = os.environ.get("CIPULSE_SPOOL_PATH") or str(Path(tempfile.gettempdir()) / "cipulse-spool.db")
-    return Path(spool).with_name("cipulse-outbox.db")
+    return Path(spool).with_name(f"cipulse-outbox-{digest}.db")
 
 
 @cache

@@ -20,6 +20,7 @@ from cipulse.operator.outbox import Outbox, PendingDelivery, Recorded
 from cipulse.operator.report import PollReport
 from cipulse.operator.sinks import SinkDeliveryFailed, encode, post_signed
 from cipulse.operator.spec import SecretKeyRef, Sink
+from cipulse.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,13 @@ def sink_address(sink: Sink) -> str:
         return f"webhook {sink.webhook.url}"
     assert sink.mcp is not None  # the spec guarantees exactly one kind
     return f"mcp {sink.mcp.url} {sink.mcp.tool}"
+
+
+def shown_address(address: str) -> str:
+    """A sink address as logs may show it: `user:password@` in its URL masked."""
+    kind, _, rest = address.partition(" ")
+    url, space, tool = rest.partition(" ")
+    return f"{kind} {redact_url(url)}{space}{tool}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +106,8 @@ class Notifier:
                 self.outbox.failed(delivery.seq, str(error))
             else:
                 self.outbox.delivered(delivery.seq)
-                log.info("%s: delivered %s to %s", self.monitor, delivery.delivery_id, delivery.sink)
+                shown = shown_address(delivery.sink)
+                log.info("%s: delivered %s to %s", self.monitor, delivery.delivery_id, shown)
         return self._state(sinks, failing)
 
     def _state(self, sinks: Sequence[Sink], failing: dict[str, tuple[str, str]]) -> SinkState:

@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS health (
 """
 
 
+class OutboxUnavailable(ValueError):
+    """The outbox file cannot be opened or created (permissions, a directory in the way, a lock)."""
+
+
+class OutboxUnreadable(ValueError):
+    """The outbox file exists but is not an outbox (corrupt, or some other file): stop, never overwrite."""
+
+
 @dataclass(frozen=True, slots=True)
 class PendingDelivery:
     seq: int
@@ -78,12 +86,25 @@ class Outbox:
             raise ValueError("outbox capacity must be at least 1")
         self.path = Path(path)
         self.capacity = capacity
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a queued delivery survives power loss, not only kills
-        self._db.executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise OutboxUnavailable(f"cannot open the outbox {self.path}: {error}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # a queued delivery survives power loss, not only kills
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            if isinstance(error, sqlite3.OperationalError):  # locked, read-only, disk full: not corruption
+                raise OutboxUnavailable(f"cannot open the outbox {self.path}: {error}") from None
+            raise OutboxUnreadable(
+                f"outbox {self.path} is not a readable SQLite database ({error}); it is left as it is: move "
+                "it aside to start with an empty outbox (its undelivered transitions are then lost)"
+            ) from None
 
     def close(self) -> None:
         with self._lock:

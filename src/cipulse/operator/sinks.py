@@ -13,8 +13,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
+
+from cipulse.redact import redact_url
 
 SIGNATURE_HEADER = "X-Cipulse-Signature-256"
 EVENT_HEADER = "X-Cipulse-Event"
@@ -106,12 +109,18 @@ async def post_signed(
     }
     if secret is not None:
         headers[SIGNATURE_HEADER] = sign(secret, body)
+    target, auth = split_credentials(url)
     problem = ""
     for attempt in range(attempts):
         try:
-            response = await client.post(url, content=body, headers=headers)
+            response = await client.post(
+                target, content=body, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
+            )
         except httpx.HTTPError as error:
             problem = f"{type(error).__name__}"
+        except Exception as error:  # a URL the spec admits but httpx cannot use (bad port, IDNA): permanent
+            problem = f"unusable URL ({type(error).__name__})"
+            break
         else:
             if response.status_code < 300:
                 return
@@ -120,4 +129,17 @@ async def post_signed(
                 break
         if attempt + 1 < attempts:
             await asyncio.sleep(backoff_seconds * 2**attempt)
-    raise SinkDeliveryFailed(f"webhook {url} refused delivery {delivery_id}: {problem}")
+    raise SinkDeliveryFailed(f"webhook {redact_url(url)} refused delivery {delivery_id}: {problem}")
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`user:password@` in a sink URL becomes (user, password) for basic auth, so the URL that HTTP
+    clients log carries no password; a URL that does not parse comes back as it is (posting it fails)."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url, None
+        bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    except ValueError:
+        return url, None
+    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -89,10 +89,24 @@ def _history(predictor: Predictor, options: GateOptions) -> tuple[str, History, 
     if options.project is None and len(per_repo) != 1:
         raise RuntimeError("the store holds several repositories: choose one with --project")
     project = options.project or next(iter(per_repo), "")
+    builds = per_repo.get(project, [])
+    if options.use_git and _knows_code_states(predictor):
+        # as training with --git-dir did (its snapshot tracks trees): each stored build's state is its tree
+        from cipulse.predict import gitmeta
+
+        trees = gitmeta.trees_of(options.repo, (event.change_id or "" for event, _ in builds))
+        builds = [
+            (replace(event, state_id=trees.get(event.change_id or "")), failed) for event, failed in builds
+        ]
     history = History()
-    for event, failed in per_repo.get(project, []):
+    for event, failed in builds:
         history.observe(event, failed)
-    return project, history, f"store ({len(per_repo.get(project, []))} builds)"
+    return project, history, f"store ({len(builds)} builds)"
+
+
+def _knows_code_states(predictor: Predictor) -> bool:
+    """Trained with code states (store + --git-dir, or a source naming trees): its snapshot tracks some."""
+    return any(history.get("states") for history in predictor.histories.values())
 
 
 def _project_from_env(predictor: Predictor) -> str | None:

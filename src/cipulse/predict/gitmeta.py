@@ -6,14 +6,18 @@ means the same thing at training time and in the gate. Only the standard library
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cipulse.predict import filekinds
 from cipulse.predict.events import BuildEvent, ChangeStats
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class GitError(RuntimeError):
@@ -48,6 +52,39 @@ def read_commit(repo: Path, revision: str = "HEAD") -> Commit:
     raw = _git(repo, "show", "-s", "--format=%H%x00%T%x00%an%x00%P%x00%B", revision, "--")
     sha, tree, author, parents, message = raw.split("\x00", 4)
     return Commit(sha, tree, author, message.strip(), tuple(parents.split()))
+
+
+def trees_of(repo: Path, shas: Iterable[str]) -> dict[str, str]:
+    """The tree of each commit in `shas` that `repo` has, in one git process (commits it lacks are left
+    out, as `read_commit` failing on them leaves a training build without a code state)."""
+    wanted = sorted({sha for sha in shas if _FULL_SHA.fullmatch(sha)})
+    if not wanted:
+        return {}
+    try:
+        done = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "log",
+                "--no-walk=unsorted",
+                "--ignore-missing",
+                "--stdin",
+                "--format=%H %T",
+            ],
+            input="\n".join(wanted) + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git log of {len(wanted)} commits timed out in {repo}") from None
+    if done.returncode != 0:
+        raise GitError(f"git log of {len(wanted)} commits failed in {repo}: {done.stderr.strip()}")
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
 
 
 def change_stats(repo: Path, revision: str, base: str | None) -> ChangeStats:

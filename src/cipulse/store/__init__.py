@@ -15,7 +15,7 @@ def open_store(url: str, **options: Any) -> Store:
     ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:`` open `SqliteStore`;
     ``http(s)://host:port`` opens `SearchStore` for Elasticsearch/OpenSearch (it detects the engine with
     ``GET /``). ``options`` go to the store (`SearchStore`: index_prefix, username, password;
-    `SqliteStore`: busy_timeout_ms, columnar).
+    `SqliteStore`: busy_timeout_ms, columnar, cached_jobs).
     """
     if url.startswith("sqlite://"):
         from cipulse.store.sqlite import SqliteStore

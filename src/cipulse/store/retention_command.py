@@ -34,7 +34,10 @@ def _cutoff(keep_days: int | None, before: str | None, now: datetime) -> datetim
     if keep_days is not None:
         if keep_days < 1:
             raise _fail(f"--keep-days must be at least 1, got {keep_days}")
-        return now - timedelta(days=keep_days)
+        try:
+            return now - timedelta(days=keep_days)
+        except OverflowError:
+            raise _fail(f"--keep-days {keep_days} reaches back before the year 1") from None
     assert before is not None
     try:
         moment = datetime.fromisoformat(before.replace("Z", "+00:00"))

@@ -188,8 +188,12 @@ def _first_round(filters: list[dict[str, Any]]) -> dict[str, Composite]:
 
 
 def within(field: str, lowers: Iterable[int]) -> dict[str, Any]:
-    ranges = [{"range": {field: {"gte": low, "lt": high}}} for low, high in needed_ranges(lowers)]
-    return {"bool": {"should": ranges}}
+    """Values inside these buckets; past `MAX_GROUP_CLAUSES` ranges, one range around all of them (more
+    values than needed, which `mix_counts` ignores, rather than a query the engine refuses)."""
+    ranges = needed_ranges(lowers)
+    if len(ranges) > MAX_GROUP_CLAUSES:
+        ranges = [(ranges[0][0], ranges[-1][1])]
+    return {"bool": {"should": [{"range": {field: {"gte": low, "lt": high}}} for low, high in ranges]}}
 
 
 def needed_values_filter(
