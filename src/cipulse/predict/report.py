@@ -28,7 +28,10 @@ _PROTOCOL = (
     "to fail are skipped; ties (the previous-outcome baseline has two scores) count at their expected "
     "value. Random skipping keeps 1 - X of failing builds by construction. The previous-outcome baseline "
     "uses the outcome of the row before (as in the study, a skipped build's outcome is assumed known); "
-    "features use only builds before the one being scored."
+    "features use only builds before the one being scored. Like the baseline, they assume every earlier "
+    "build's outcome is known when a build starts; the CSVs have no finish times, so a build that was "
+    "still running at that moment cannot be told apart, and these numbers may be somewhat optimistic "
+    "for a live gate."
 )
 
 
