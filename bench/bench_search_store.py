@@ -108,13 +108,32 @@ def engine_cpu_seconds(url: str) -> float:
     return float(next(iter(answer["nodes"].values()))["process"]["cpu"]["total_in_millis"]) / 1000
 
 
+def settle(url: str, timeout: float = 300.0) -> None:
+    """Wait until the engine merges nothing: the previous round's background merges would otherwise run
+    during (and be charged to) whichever side is measured next."""
+    time.sleep(1.5)  # the last periodic refresh (1 s) may still create a segment to merge
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = httpx.get(
+            f"{url}/_nodes/_local/stats/indices/merge",
+            params={"filter_path": "nodes.*.indices.merges.current"},
+            timeout=60.0,
+        ).json()
+        if all(node["indices"]["merges"]["current"] == 0 for node in answer["nodes"].values()):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # the engine's CPU counter is refreshed about once a second
+
+
 def with_cpu(url: str, work: Callable[[], float]) -> tuple[float, float, float]:
-    """(wall seconds, this process's CPU seconds, engine CPU seconds) of one round."""
-    time.sleep(1.5)  # let the engine's CPU counter catch up with the previous round
+    """(wall seconds, this process's CPU seconds, engine CPU seconds) of one round, started on an idle
+    engine; the engine's CPU includes the merges the round's own writes caused."""
+    settle(url)
     engine_before, client_before = engine_cpu_seconds(url), time.process_time()
     wall = work()
-    time.sleep(1.5)
-    return wall, time.process_time() - client_before, engine_cpu_seconds(url) - engine_before
+    client = time.process_time() - client_before
+    settle(url)
+    return wall, client, engine_cpu_seconds(url) - engine_before
 
 
 def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> list[Row]:

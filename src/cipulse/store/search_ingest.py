@@ -15,10 +15,11 @@ instead: no timestamp is present and final in every version a collector sees (Gr
 queue time, a queued job has no start), and the run's ``created_at`` is not part of a job record.
 
 Cost: Python's share is encoding (`search_documents`, orjson) and routing; the engine's share is the
-bulk writes plus one lookup per `LOOKUP_IDS` jobs. The lookup asks for ``repository`` + ``job_id``
-(points, whose index skips whole ranges of ids a month cannot hold) rather than ``_id`` (one term-
-dictionary seek per id per segment). It runs on its own thread while the caller's thread encodes; with
-several chunks, one _bulk request is in flight while the next is encoded.
+bulk writes plus one search per `LOOKUP_IDS` jobs. The search asks for ``job_id`` within the batch's id
+range (points: a segment outside the range is skipped at once) rather than ``_id`` (one term-dictionary
+seek per id per segment), and only in the neighbours of the indices written. It runs on its own thread
+while the caller's thread encodes; with several chunks, one _bulk request is in flight while the next
+is encoded.
 """
 
 from __future__ import annotations
@@ -171,51 +172,44 @@ class SearchWriter:
         return stale
 
     def _copies_elsewhere(self, targets: Sequence[Target]) -> list[tuple[str, str]]:
-        """(key, index) of every stored copy of these jobs outside the index each is written to now."""
-        if not targets:
-            return []
+        """(key, index) of every stored copy of these jobs outside the index each is written to now.
+
+        One ``job_id`` clause for all of them (a clause per index or repository would be built again on
+        every segment); which hits are copies of these very jobs is decided here, by key and index."""
         index_of = {key: index for key, index, _ in targets}
-        groups: dict[tuple[str, str], list[int]] = {}
-        for _, index, job in targets:
-            if job.job_id in LONG_RANGE:
-                groups.setdefault((index, job.repository), []).append(job.job_id)
-        if not groups:
+        job_ids = sorted({job.job_id for _, _, job in targets if job.job_id in LONG_RANGE})
+        if not job_ids:
             return []
-        # a copy in the index written now is simply overwritten: that index is searched only for the
-        # other groups' jobs (and the `_index` term turns into match-none there for its own group)
-        candidates = sorted(
-            set().union(*(self._layout.job_neighbours(index) - {index} for index, _ in groups))
-        )
-        elsewhere: list[dict[str, Any]] = [
-            {
-                "bool": {
-                    "filter": [{"term": {"repository": repository}}, {"terms": {"job_id": sorted(job_ids)}}],
-                    "must_not": {"term": {"_index": index}},
-                }
+        written_to = set(index_of.values())
+        # a copy in the index written now is simply overwritten: an index is searched only as the
+        # neighbour of another one written to
+        candidates = set().union(*(self._layout.job_neighbours(index) - {index} for index in written_to))
+        query: dict[str, Any] = {
+            "bool": {
+                "filter": [
+                    # a segment whose job ids all lie outside the range skips the id lookup at once: ids
+                    # grow with time, so older months usually hold none of a new batch's ids
+                    {"range": {"job_id": {"gte": job_ids[0], "lte": job_ids[-1]}}},
+                    {"terms": {"job_id": job_ids}},
+                ]
             }
-            for (index, repository), job_ids in groups.items()
-        ]
-        # the range lets the engine skip, before searching, every shard whose job ids lie outside it:
-        # job ids grow with time, so the previous month usually holds none of a new batch's ids
-        job_ids = [job_id for ids in groups.values() for job_id in ids]
-        within = {"range": {"job_id": {"gte": min(job_ids), "lte": max(job_ids)}}}
-        size = min(MAX_LOOKUP_HITS, 2 * len(targets) + 100)
+        }
+        if len(written_to) == 1:  # the usual batch: skip the target's own copies in the engine
+            query["bool"]["must_not"] = {"term": {"_index": next(iter(written_to))}}
+        size = MAX_LOOKUP_HITS if len(targets) == 1 else min(MAX_LOOKUP_HITS, 2 * len(targets) + 100)
         answer = self._client.search(
-            ",".join(candidates),
+            ",".join(sorted(candidates)),
             {
                 "size": size,
                 "_source": False,
                 "track_total_hits": False,
                 "sort": ["_doc"],  # no scoring, no ranking: just where these ids live
-                "query": {
-                    "bool": {"filter": [within, {"bool": {"should": elsewhere, "minimum_should_match": 1}}]}
-                },
+                "query": query,
             },
             filter_path="hits.hits._index,hits.hits._id",
-            pre_filter_shard_size="1",
         )
         hits = answer.get("hits", {}).get("hits", [])
-        if len(hits) >= size and len(targets) > 1:  # more copies than asked for: ask in halves
+        if len(hits) >= size and len(targets) > 1:  # more hits than asked for: ask in halves
             half = len(targets) // 2
             return self._copies_elsewhere(targets[:half]) + self._copies_elsewhere(targets[half:])
         return [
