@@ -178,7 +178,9 @@ class SearchStore:
         """Drop whole months before the cutoff's month; delete the boundary month's older documents by id
         (never a whole index that still holds a document at or after the cutoff). Repeating it after an
         interruption finishes the job: both steps are idempotent. `dry_run` only counts."""
-        self._refresh()
+        # Writers are other processes (the collector): make everything they wrote searchable first, or a
+        # trim would miss documents the engine has not refreshed yet.
+        self._refresh(force=True)
         removals: list[IndexRemoval] = []
         for pattern, field, sort in (
             (self.layout.runs_pattern, "created_at", RUN_SORT),
