@@ -1,4 +1,4 @@
-from cipulse.redact import redact_url
+from cipulse.redact import redact_url, split_credentials
 
 
 def test_credentials_are_removed_and_the_rest_kept() -> None:
@@ -26,3 +26,13 @@ def test_a_non_numeric_port_does_not_break_redaction() -> None:
 def test_a_password_containing_at_signs_is_removed_whole() -> None:
     redacted = redact_url("https://user:p@ss@search.example:9200")
     assert redacted == "https://***@search.example:9200"
+
+
+def test_credentials_are_split_off_percent_decoded() -> None:
+    assert split_credentials("https://us%40er:p%3Aw@search.example:9200/x?q=1") == (
+        "https://search.example:9200/x?q=1",
+        "us@er",
+        "p:w",
+    )
+    assert split_credentials("https://user@h/x") == ("https://h/x", "user", None)
+    assert split_credentials("https://h:9200") == ("https://h:9200", None, None)

@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from cipulse.redact import redact_url
+from cipulse.redact import split_credentials as split_url_credentials
 
 SIGNATURE_HEADER = "X-Cipulse-Signature-256"
 EVENT_HEADER = "X-Cipulse-Event"
@@ -136,10 +136,9 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """`user:password@` in a sink URL becomes (user, password) for basic auth, so the URL that HTTP
     clients log carries no password; a URL that does not parse comes back as it is (posting it fails)."""
     try:
-        parts = urlsplit(url)
-        if parts.username is None and parts.password is None:
-            return url, None
-        bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+        bare, username, password = split_url_credentials(url)
     except ValueError:
         return url, None
-    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
+    if username is None:
+        return url, None
+    return bare, (username, password or "")

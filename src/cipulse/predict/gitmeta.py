@@ -33,17 +33,24 @@ class Commit:
     parents: tuple[str, ...]
 
 
-def _git(repo: Path, *args: str) -> str:
+def _git(repo: Path, *args: str, stdin: str | None = None, what: str | None = None) -> str:
+    """stdout of one git command in `repo`; a failure is a `GitError` named by `what` (or the command)."""
+    described = what or f"git {' '.join(args)}"
     try:
         done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60
+            ["git", "-C", str(repo), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     except subprocess.TimeoutExpired:
-        raise GitError(f"git {' '.join(args)} timed out in {repo}") from None
+        raise GitError(f"{described} timed out in {repo}") from None
     if done.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}")
+        raise GitError(f"{described} failed in {repo}: {done.stderr.strip()}")
     return done.stdout
 
 
@@ -60,31 +67,17 @@ def trees_of(repo: Path, shas: Iterable[str]) -> dict[str, str]:
     wanted = sorted({sha for sha in shas if _FULL_SHA.fullmatch(sha)})
     if not wanted:
         return {}
-    try:
-        done = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(repo),
-                "log",
-                "--no-walk=unsorted",
-                "--ignore-missing",
-                "--stdin",
-                "--format=%H %T",
-            ],
-            input="\n".join(wanted) + "\n",
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH") from None
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git log of {len(wanted)} commits timed out in {repo}") from None
-    if done.returncode != 0:
-        raise GitError(f"git log of {len(wanted)} commits failed in {repo}: {done.stderr.strip()}")
-    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    listing = _git(
+        repo,
+        "log",
+        "--no-walk=unsorted",
+        "--ignore-missing",
+        "--stdin",
+        "--format=%H %T",
+        stdin="\n".join(wanted) + "\n",
+        what=f"git log of {len(wanted)} commits",
+    )
+    return dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
 
 
 def change_stats(repo: Path, revision: str, base: str | None) -> ChangeStats:

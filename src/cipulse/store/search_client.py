@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 import orjson
 
-from cipulse.redact import redact_url
+from cipulse.redact import redact_url, split_credentials
 from cipulse.store.base import StoreUnavailable
 
 Engine = Literal["elasticsearch", "opensearch"]
@@ -242,18 +242,6 @@ class SearchClient:
 
     def delete_index(self, index: str) -> None:
         self.request("DELETE", f"/{index}", ok=(200, 404))
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """`http://user:pw@host:9200` -> (`http://host:9200`, "user", "pw"), percent-decoded; a URL without
-    credentials comes back unchanged with (None, None)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None, None
-    host = parts.netloc.rsplit("@", 1)[-1]
-    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    password = None if parts.password is None else unquote(parts.password)
-    return bare, unquote(parts.username or ""), password
 
 
 def bulk_body(actions: Sequence[BulkAction]) -> bytes:
