@@ -37,15 +37,17 @@ def open_monitor_store(url: str) -> Store:
         username = os.environ.get("CIPULSE_STORE_USERNAME")
         password = os.environ.get("CIPULSE_STORE_PASSWORD")
         search = SearchStore(url, username=username, password=password)
-        spool_path = os.environ.get("CIPULSE_SPOOL_PATH") or str(
-            Path(tempfile.gettempdir()) / "cipulse-spool.db"
-        )
-        return SpoolingStore(search, spool_path)
+        return SpoolingStore(search, str(spool_path()))
     from cipulse.store import open_store
 
     if url.startswith("sqlite://"):
         return open_store(url, cached_jobs=MONITOR_CACHED_JOBS)
     return open_store(url)
+
+
+def spool_path() -> Path:
+    """Where a remote store's spool lives: `CIPULSE_SPOOL_PATH`, else `<tmp>/cipulse-spool.db`."""
+    return Path(os.environ.get("CIPULSE_SPOOL_PATH") or Path(tempfile.gettempdir()) / "cipulse-spool.db")
 
 
 def default_outbox_path(store_url: str) -> Path:
@@ -67,8 +69,7 @@ def default_outbox_path(store_url: str) -> Path:
     except ValueError:  # the store did not open either; any stable name will do
         store = store_url
     digest = hashlib.sha256(store.encode()).hexdigest()[:16]
-    spool = os.environ.get("CIPULSE_SPOOL_PATH") or str(Path(tempfile.gettempdir()) / "cipulse-spool.db")
-    return Path(spool).with_name(f"cipulse-outbox-{digest}.db")
+    return spool_path().with_name(f"cipulse-outbox-{digest}.db")
 
 
 @cache
