@@ -216,3 +216,33 @@ def test_sqlite_and_search_agree(engine: tuple[str, str], search: SearchStore, t
     assert sorted(r.key for r in reopened.iter_runs()) == sorted(r.key for r in search.iter_runs())
     assert sorted(j.key for j in reopened.iter_jobs()) == sorted(j.key for j in search.iter_jobs())
     reopened.close()
+
+
+def test_read_only_store_installs_nothing_and_refuses_writes(engine: tuple[str, str]) -> None:
+    """A dry run needs no write rights: opened read-only, the store creates no template or index, every
+    write is refused before a request is sent, and reads and the dry-run count still work."""
+    url = engine[1]
+    prefix = f"lc{next(_prefixes)}-read-only"
+    templates = f"{url}/_index_template/{prefix}-*"
+    with SearchStore(url, index_prefix=prefix, read_only=True) as reader:
+        assert httpx.get(templates).json().get("index_templates", []) == []
+        with pytest.raises(PermissionError, match="read-only"):
+            reader.upsert([], [undated_job(created_at=START)])
+        with pytest.raises(PermissionError, match="read-only"):
+            reader.set_watermark(Watermark("m", START, START))
+        with pytest.raises(PermissionError, match="read-only"):
+            reader.remove_older_than(CUTOFF)
+        assert reader.count_jobs() == 0 and indices(url, prefix) == {}
+    code, out, err = retention(
+        "--store", url, "--index-prefix", prefix, "--before", CUTOFF.isoformat(), "--dry-run"
+    )
+    assert code == 0 and "dry run: nothing is deleted" in out, err
+    assert httpx.get(templates).json().get("index_templates", []) == []  # the dry run installed nothing
+    with SearchStore(url, index_prefix=prefix) as writer:  # a writable store installs them
+        runs, jobs = fill(writer)
+    assert len(httpx.get(templates).json()["index_templates"]) > 0
+    with SearchStore(url, index_prefix=prefix, read_only=True) as reader:
+        assert reader.count_jobs() == len(jobs) and reader.count_runs() == len(runs)
+        removals = reader.remove_older_than(CUTOFF, dry_run=True)
+        kept_runs, kept_jobs = younger(runs, jobs, CUTOFF)
+        assert sum(r.documents for r in removals) == len(runs) + len(jobs) - len(kept_runs) - len(kept_jobs)

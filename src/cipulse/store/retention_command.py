@@ -123,6 +123,7 @@ def retention(
             "index_prefix": index_prefix,
             "username": os.environ.get("CIPULSE_STORE_USERNAME") or None,
             "password": os.environ.get("CIPULSE_STORE_PASSWORD") or None,
+            "read_only": dry_run,  # a dry run needs no write rights (no index templates installed)
         }
     try:
         opened = open_store(store, **options)

@@ -84,16 +84,21 @@ class SearchStore:
         password: str | None = None,
         timeout: float = 60.0,
         request_cache: bool = True,
+        read_only: bool = False,
     ) -> None:
         """`request_cache`: let the engine answer a repeated `window_facts` from its shard request cache
-        (invalidated by every refresh that changed an index), as dashboards that re-ask benefit from."""
+        (invalidated by every refresh that changed an index), as dashboards that re-ask benefit from.
+        `read_only`: install no index template and refuse every write, so credentials that may only read
+        (a dry run, a report) are enough."""
         self.layout = IndexLayout(index_prefix)
         self._request_cache = request_cache
+        self.read_only = read_only
         self._client = SearchClient(url, username=username, password=password, timeout=timeout)
         try:
             self.info = self._client.detect()
             self.retention: RetentionSupport = detect_support(self._client, self.info.engine, self.layout)
-            self._install_templates()
+            if not read_only:
+                self._install_templates()
         except BaseException:
             self._client.close()
             raise
@@ -125,6 +130,7 @@ class SearchStore:
         """Where the engine can run a lifecycle policy, install cipulse's (deleting whole monthly indices
         `keep_days` + a month after their creation) and attach it; elsewhere change nothing. Returns the
         retention now in force."""
+        self._check_writable("install a lifecycle policy")
         if self.retention.engine_capable:
             install_policy(self._client, self.info.engine, self.layout, keep_days)
             self.retention = detect_support(self._client, self.info.engine, self.layout)
@@ -153,6 +159,7 @@ class SearchStore:
         """Jobs first, runs last, moved jobs' stale copies deleted in the same request (`search_ingest`)."""
         if not runs and not jobs:
             return
+        self._check_writable("write records")
         try:
             self._writer.upsert(runs, jobs)
         finally:
@@ -161,6 +168,7 @@ class SearchStore:
             self._refresh()
 
     def set_watermark(self, watermark: Watermark) -> None:
+        self._check_writable("write a watermark")
         self._client.put_document(
             self.layout.watermarks,
             watermark.monitor,
@@ -178,6 +186,8 @@ class SearchStore:
         """Drop whole months before the cutoff's month; delete the boundary month's older documents by id
         (never a whole index that still holds a document at or after the cutoff). Repeating it after an
         interruption finishes the job: both steps are idempotent. `dry_run` only counts."""
+        if not dry_run:
+            self._check_writable("delete records")
         # Writers are other processes (the collector): make everything they wrote searchable first, or a
         # trim would miss documents the engine has not refreshed yet.
         self._refresh(force=True)
@@ -208,6 +218,10 @@ class SearchStore:
             self._unrefreshed.clear()
             self._refresh(force=True)
         return removals
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only:
+            raise PermissionError(f"cannot {what}: {self!r} was opened read-only")
 
     def close(self) -> None:
         self._writer.close()
