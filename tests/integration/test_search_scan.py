@@ -193,3 +193,24 @@ def test_window_with_more_than_ten_thousand_jobs_equals_sqlite(store: SearchStor
     assert (
         store.window_facts("octo/beta", START + timedelta(days=2), end - timedelta(days=3)) == expected_part
     )
+
+
+def test_a_cluster_with_fewer_max_buckets_still_gives_the_facts(
+    engine_url: str, store: SearchStore, tmp_path: Path
+) -> None:
+    """`search.max_buckets` set far below the default refuses the first composite pages (OpenSearch with a
+    503, which must not read as an outage); the pages shrink until they fit, and the facts equal SQLite's."""
+    runs, jobs = many_groups(2_400)
+    end = START + timedelta(days=20)
+    with SqliteStore(tmp_path / "reference.db") as sqlite:
+        sqlite.upsert(runs, jobs)
+        expected = sqlite.window_facts(None, START, end)
+    store.upsert(runs, jobs)
+    settings = f"{engine_url}/_cluster/settings"
+    httpx.put(settings, json={"persistent": {"search.max_buckets": 1_000}}).raise_for_status()
+    try:
+        facts = store.window_facts(None, START, end)
+    finally:
+        httpx.put(settings, json={"persistent": {"search.max_buckets": None}}).raise_for_status()
+    assert len(facts.jobs) > 1_000
+    assert facts == expected

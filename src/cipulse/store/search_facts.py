@@ -2,7 +2,8 @@
 
 Groups are read with composite aggregations paged by ``after_key`` (`search_scan.composite_buckets`), so a
 window may hold any number of repositories, workflows, jobs and branches: nothing depends on a terms
-``size``, and each page stays far below the engines' ``search.max_buckets``. Two rounds, each one
+``size``, and each page stays below the engines' default ``search.max_buckets`` (a cluster set lower
+gets smaller pages: `search_scan.TooManyBuckets`). Two rounds, each one
 ``_msearch`` whose searches the engine runs side by side:
 
 1. At the finest grain, (repository, workflow, job, branch): counts, sums and billable minutes per

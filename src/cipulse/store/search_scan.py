@@ -57,8 +57,10 @@ KEEP_ALIVE: Final = "1m"
 # Answers to a PIT request that mean "no PIT here" (unknown endpoint, method or action; forbidden).
 NO_PIT_STATUSES: Final = (400, 403, 404, 405)
 FILTER_PATH: Final = "pit_id,_shards.failed,_shards.failures,hits.hits._id,hits.hits._source,hits.hits.sort"
-# Composite buckets per page: fewer round trips, while a page stays below search.max_buckets.
+# Composite buckets per page: fewer round trips, while a page stays below the default search.max_buckets.
+# A cluster configured lower refuses a page; the page is then halved until it fits, down to this size.
 COMPOSITE_PAGE: Final = 50_000
+MIN_COMPOSITE_PAGE: Final = 64
 # Let the engine skip, before querying, every shard whose documents cannot match (a window touches one or
 # two monthly indices of many): fewer shard requests and fewer partial results to merge.
 MSEARCH_PARAMS: Final = {"pre_filter_shard_size": "1"}
@@ -243,7 +245,13 @@ def composite_buckets(
             }
             for names in searches
         ]
-        answers = msearch(client, index, bodies, request_cache=request_cache)
+        try:
+            answers = msearch(client, index, bodies, request_cache=request_cache)
+        except TooManyBuckets:
+            if page <= MIN_COMPOSITE_PAGE:
+                raise
+            page = max(MIN_COMPOSITE_PAGE, page // 2)  # the same pages again, smaller
+            continue
         pending = []
         for names, answer in zip(searches, answers, strict=True):
             aggregations = answer.get("aggregations") or {}  # none when no index matched the pattern
@@ -256,6 +264,12 @@ def composite_buckets(
                     after[name] = result["after_key"]
                     pending.append(name)
     return found
+
+
+class TooManyBuckets(SearchRequestError):
+    """A search asked for more buckets than the cluster's ``search.max_buckets``. Elasticsearch 8 and
+    OpenSearch 2/3 answer it with status 503, which would otherwise read as an outage (callers wait and
+    retry the very same request)."""
 
 
 def msearch(
@@ -278,9 +292,10 @@ def msearch(
     for response in responses:
         if "error" in response:
             status = int(response.get("status", 500))
-            message = (
-                f"search in _msearch on {index} failed with {status}: {json.dumps(response['error'])[:1000]}"
-            )
+            error = json.dumps(response["error"])
+            message = f"search in _msearch on {index} failed with {status}: {error[:1000]}"
+            if "too_many_buckets_exception" in error:
+                raise TooManyBuckets(message)
             if status in TRANSIENT_STATUSES:
                 raise StoreUnavailable(message)
             raise SearchRequestError(message)
