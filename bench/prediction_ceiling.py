@@ -136,13 +136,7 @@ def load(data_dir: Path) -> tuple[list[Project], list[ProjectData]]:
 
 def kept(project: ProjectData, scores: FloatArray, share: float = SHARE) -> float:
     """Share of failing test builds still run when `share` of each test fold is skipped (ties: expected)."""
-    failed = project.failed[project.test_rows]
-    still_run = total = 0.0
-    for fold in np.unique(project.fold_of):
-        rows = project.fold_of == fold
-        fold_kept, fold_total = scoring.kept_failures(failed[rows], scores[rows], share)
-        still_run, total = still_run + fold_kept, total + fold_total
-    return still_run / total if total else float("nan")
+    return scoring.kept_share_per_fold(project.failed[project.test_rows], scores, project.fold_of, share)
 
 
 def per_fold(project: ProjectData, score_fold: Callable[[IntArray], FloatArray]) -> FloatArray:

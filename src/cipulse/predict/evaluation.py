@@ -100,12 +100,7 @@ def measure(predictions: Predictions, *, probabilistic: bool = True) -> Measures
     folds = np.asarray(predictions.fold_of)
 
     def kept_share(share: float) -> float:
-        kept = total = 0.0
-        for fold in np.unique(folds):
-            rows = folds == fold
-            fold_kept, fold_total = scoring.kept_failures(failed[rows], scores[rows], share)
-            kept, total = kept + fold_kept, total + fold_total
-        return kept / total if total else float("nan")
+        return scoring.kept_share_per_fold(failed, scores, folds, share)
 
     flagged = np.asarray(predictions.gate_flagged, dtype=bool)
     return Measures(

@@ -69,6 +69,23 @@ def kept_failures(
     return total_failures - skipped_failures, total_failures
 
 
+def kept_share_per_fold(
+    failed: Sequence[int] | FloatArray,
+    scores: Sequence[float] | FloatArray,
+    folds: Sequence[int] | FloatArray,
+    skipped_share: float,
+) -> float:
+    """Share of failing builds still run when the lowest-scored share of *each fold* is skipped, summed
+    over the folds (a gate decides within one period, never across the whole history at once)."""
+    y, s, f = np.asarray(failed), np.asarray(scores), np.asarray(folds)
+    kept = total = 0.0
+    for fold in np.unique(f):
+        rows = f == fold
+        fold_kept, fold_total = kept_failures(y[rows], s[rows], skipped_share)
+        kept, total = kept + fold_kept, total + fold_total
+    return kept / total if total else float("nan")
+
+
 def tradeoff_curve(
     failed: Sequence[int] | FloatArray, scores: Sequence[float] | FloatArray, shares: Sequence[float]
 ) -> list[tuple[float, float]]:
