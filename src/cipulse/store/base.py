@@ -8,7 +8,7 @@ or an outage overwrites instead of duplicating.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -16,6 +16,18 @@ from typing import Protocol, runtime_checkable
 from cipulse.metrics.cost import RunnerRates
 from cipulse.metrics.facts import WindowFacts
 from cipulse.records import Job, WorkflowRun
+
+RecordBatch = tuple[Sequence[WorkflowRun], Sequence[Job]]
+
+
+def upsert_each(
+    store: Store, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None = None
+) -> None:
+    """`Store.upsert_batches` for stores with nothing to overlap: one `upsert` after the other."""
+    for number, (runs, jobs) in enumerate(batches):
+        store.upsert(runs, jobs)
+        if on_stored is not None:
+            on_stored(number)
 
 
 class StoreUnavailable(RuntimeError):
@@ -62,6 +74,14 @@ class Store(Protocol):
 
         Raises `StoreUnavailable` when the backing service cannot be reached (nothing was written then,
         or, for stores without transactions, a subset that a retry overwrites).
+        """
+
+    def upsert_batches(
+        self, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None = None
+    ) -> None:
+        """`upsert` of each (runs, jobs) batch, in order; ``on_stored`` hears each batch's position once
+        it is stored. A store may write one batch while the caller produces the next (a bulk load, a
+        spool replay); on an error the batches not reported stored may be partly written: retry them.
         """
 
     def get_watermark(self, monitor: str) -> Watermark | None: ...

@@ -23,7 +23,7 @@ months to the engine; `retention` says which mode is active and is logged when t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
 from typing import Any, Final
@@ -31,7 +31,7 @@ from typing import Any, Final
 from cipulse.metrics.cost import RunnerRates
 from cipulse.metrics.facts import WindowFacts
 from cipulse.records import Job, WorkflowRun, parse_time
-from cipulse.store.base import TrainingRow, Watermark
+from cipulse.store.base import RecordBatch, TrainingRow, Watermark
 from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient, SearchRequestError
 from cipulse.store.search_documents import job_from_source, run_from_source, to_document_time
 from cipulse.store.search_facts import nanos_time, window_facts
@@ -157,15 +157,24 @@ class SearchStore:
 
     def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
         """Jobs first, runs last, moved jobs' stale copies deleted in the same request (`search_ingest`)."""
-        if not runs and not jobs:
-            return
+        if runs or jobs:
+            self.upsert_batches([(runs, jobs)])
+
+    def upsert_batches(
+        self, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None = None
+    ) -> None:
+        """`upsert` of each batch in turn, one request per batch: the next batch is prepared (and pulled
+        from ``batches``) while the engine writes the one before (`search_ingest`)."""
         self._check_writable("write records")
-        try:
-            self._writer.upsert(runs, jobs)
-        finally:
-            self._dirty = True  # even a failed write may have stored part of the batch: refresh before reads
-        if len(self._unrefreshed) > MAX_UNREFRESHED:  # bound the memory of a long ingest without reads
-            self._refresh()
+
+        def bounded() -> Iterator[RecordBatch]:
+            for batch in batches:
+                if len(self._unrefreshed) > MAX_UNREFRESHED:  # bound the memory of a long ingest
+                    self._refresh()
+                self._dirty = True  # even a failed write may have stored part of the batch
+                yield batch
+
+        self._writer.upsert_batches(bounded(), on_stored)
 
     def set_watermark(self, watermark: Watermark) -> None:
         self._check_writable("write a watermark")
@@ -237,9 +246,12 @@ class SearchStore:
 
     def _refresh(self, *, force: bool = False) -> None:
         if self._dirty or force:
+            covered = dict(self._unrefreshed)  # written before the refresh began
             self._client.refresh(f"{self.layout.runs_pattern},{self.layout.jobs_pattern}")
             self._dirty = False
-            self._unrefreshed.clear()
+            for key, index in covered.items():  # a write acknowledged meanwhile stays listed
+                if self._unrefreshed.get(key) == index:
+                    del self._unrefreshed[key]
 
     def _hits(
         self,

@@ -1,10 +1,16 @@
 """The search store's write path: records to _bulk requests, ordered so that an interruption is harmless.
 
 Order: bulk requests are independent and a failure (crash, outage, rejected document) can leave a batch
-half-written, which the caller's retry overwrites (`_id` = record key). So all jobs are written first and
-the runs only once every job chunk was accepted: a stored run document promises that its jobs are stored.
+half-written, which the caller's retry overwrites (`_id` = record key). So a batch's runs are sent only
+once every request with its jobs was accepted: a stored run document promises that its jobs are stored.
 Sending both in one request would not keep that promise: the engine applies a request shard by shard,
 independently, so the runs' shard can commit while a jobs' shard fails.
+
+Pipeline: one _bulk request is in flight at a time, and the caller's thread prepares the next one
+meanwhile. Over a stream of batches (`upsert_batches`) a batch's runs travel in the request that carries
+the next batch's jobs, since that request leaves only after the previous one was accepted: one request
+per batch, as a plain bulk load would send, and the promise above still holds. A batch counts as stored
+(``on_stored``) once the request with its runs was accepted.
 
 Moves: a job lives in the monthly index of its window time, and that time can change (a queue time that
 goes from unknown or estimated to exact; a first version with no timestamp at all). Every write therefore
@@ -13,24 +19,26 @@ same request as the new version: no interruption between two requests leaves a j
 never move (GitHub never changes a run's ``created_at``). Jobs cannot be placed by an immutable time
 instead: no timestamp is present and final in every version a collector sees (GraphQL estimates the
 queue time, a queued job has no start), and the run's ``created_at`` is not part of a job record.
+Search sees only refreshed documents: copies written since the store's last refresh come from
+``unrefreshed``, and those of the request in flight while a lookup runs from the pipeline itself.
 
 Cost: Python's share is encoding (`search_documents`, orjson) and routing; the engine's share is the
 bulk writes plus one search per `LOOKUP_IDS` jobs. The search asks for ``job_id`` within the batch's id
 range (points: a segment outside the range is skipped at once) rather than ``_id`` (one term-dictionary
-seek per id per segment), and only in the neighbours of the indices written. It runs on its own thread
-while the caller's thread encodes; with several chunks, one _bulk request is in flight while the next
-is encoded.
+seek per id per segment), and only in the neighbours of the indices written. It runs on its own thread,
+next to the request in flight and the encoding of the next one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from cipulse.metrics.derive import job_window_time
 from cipulse.records import Job, WorkflowRun
+from cipulse.store.base import RecordBatch
 from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient
 from cipulse.store.search_documents import job_source, run_source
 from cipulse.store.search_mappings import IndexLayout
@@ -68,26 +76,37 @@ class SearchWriter:
     def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
         """Jobs, then runs; rejected job documents of all chunks are reported together (`BulkItemsFailed`),
         and then no run is written. Returns or raises only when no request is in flight."""
-        latest: dict[str, Job] = {}
-        for job in jobs:  # one version per id, the last one winning, as sequential upserts would
-            latest[job.key] = job
-        targets = [(key, self._job_index(job), job) for key, job in latest.items()]
-        lookups = [
-            self._lookup_pool.submit(self._stale_copies, group) for group in _slices(targets, LOOKUP_IDS)
-        ]
+        self.upsert_batches([(runs, jobs)])
+
+    def upsert_batches(
+        self, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None = None
+    ) -> None:
+        """Every (runs, jobs) batch as `upsert` would write it, pipelined (module docstring): ``on_stored``
+        gets each batch's position once it is stored. The first rejection or outage stops the stream and
+        raises; the batches not reported stored may be partly written, and a retry overwrites them."""
+        pipeline = _Pipeline(self._client, self._write_pool, self._unrefreshed, on_stored)
         try:
-            failures = self._send(self._job_chunks(targets, lookups))
-            if failures:
-                raise BulkItemsFailed(failures)
-            failures = self._send(self._run_chunks({run.key: run for run in runs}))
+            for number, (runs, jobs) in enumerate(batches):
+                latest: dict[str, Job] = {}
+                for job in jobs:  # one version per id, the last one winning, as sequential upserts would
+                    latest[job.key] = job
+                targets = [(key, self._job_index(job), job) for key, job in latest.items()]
+                in_flight = pipeline.jobs_in_flight()  # taken before the lookups start (module docstring)
+                lookups = [
+                    self._lookup_pool.submit(self._stale_copies, group)
+                    for group in _slices(targets, LOOKUP_IDS)
+                ]
+                try:
+                    for chunk, written in self._job_chunks(targets, lookups, in_flight):
+                        pipeline.send_jobs(chunk, written)
+                finally:
+                    for lookup in lookups:
+                        lookup.cancel()
+                    wait(lookups)
+                pipeline.end_batch(number, self._run_actions(runs))
+            pipeline.finish()
         finally:
-            for lookup in lookups:
-                lookup.cancel()
-            wait(lookups)
-            # even a failed request may have written part of the batch
-            self._unrefreshed.update((key, index) for key, index, _ in targets)
-        if failures:
-            raise BulkItemsFailed(failures)
+            pipeline.abandon()
 
     # -- routing --------------------------------------------------------------------------------------
 
@@ -100,10 +119,13 @@ class SearchWriter:
     # -- requests -------------------------------------------------------------------------------------
 
     def _job_chunks(
-        self, targets: Sequence[Target], lookups: Sequence[Future[dict[str, list[BulkAction]]]]
-    ) -> Iterator[list[BulkAction]]:
-        """_bulk chunks of jobs, each with the deletes of its jobs' stale copies. Encoding goes first: the
-        lookup of the same ids runs meanwhile."""
+        self,
+        targets: Sequence[Target],
+        lookups: Sequence[Future[dict[str, list[BulkAction]]]],
+        in_flight: Mapping[str, str],
+    ) -> Iterator[tuple[list[BulkAction], dict[str, str]]]:
+        """_bulk chunks of jobs, each with the deletes of its jobs' stale copies, and the (key, index) it
+        writes. Encoding goes first: the lookup of the same ids runs meanwhile."""
         encoded: list[tuple[int, str, str, bytes]] = []
         size = 0
         for position, (key, index, job) in enumerate(targets):
@@ -117,41 +139,18 @@ class SearchWriter:
                     stale.update(lookup.result())
                 chunk: list[BulkAction] = []
                 for _, doc_key, doc_index, doc_source in encoded:
-                    chunk.extend(stale.get(doc_key, ()))
+                    deletes = stale.get(doc_key, [])
+                    pending = in_flight.get(doc_key)
+                    if pending not in (None, doc_index) and all(d.index != pending for d in deletes):
+                        deletes = [*deletes, BulkAction("delete", pending, doc_key)]
+                    chunk.extend(deletes)
                     chunk.append(BulkAction("index", doc_index, doc_key, doc_source))
-                yield chunk
+                yield chunk, {doc_key: doc_index for _, doc_key, doc_index, _ in encoded}
                 encoded, size = [], 0
 
-    def _run_chunks(self, runs: Mapping[str, WorkflowRun]) -> Iterator[list[BulkAction]]:
-        chunk: list[BulkAction] = []
-        size = 0
-        for key, run in runs.items():
-            source = run_source(run)
-            chunk.append(BulkAction("index", self._run_index(run), key, source))
-            size += len(source) + ACTION_BYTES
-            if size >= MAX_BULK_BYTES:
-                yield chunk
-                chunk, size = [], 0
-        if chunk:
-            yield chunk
-
-    def _send(self, chunks: Iterator[list[BulkAction]]) -> dict[str, str]:
-        """Send every chunk, one in flight while the next is encoded; return the rejected ids."""
-        failures: dict[str, str] = {}
-        in_flight: Future[None] | None = None
-        try:
-            for chunk in chunks:
-                if in_flight is not None:
-                    _collect(in_flight, failures)
-                    in_flight = None
-                in_flight = self._write_pool.submit(self._client.bulk, chunk)
-            if in_flight is not None:
-                _collect(in_flight, failures)
-                in_flight = None
-        finally:
-            if in_flight is not None:
-                wait([in_flight])  # never leave a request running behind the caller's back
-        return failures
+    def _run_actions(self, runs: Sequence[WorkflowRun]) -> list[BulkAction]:
+        latest = {run.key: run for run in runs}
+        return [BulkAction("index", self._run_index(r), key, run_source(r)) for key, r in latest.items()]
 
     # -- moved jobs -----------------------------------------------------------------------------------
 
@@ -219,6 +218,96 @@ class SearchWriter:
         ]
 
 
+class _Pipeline:
+    """One _bulk request in flight; runs held back until every job request of their batch was accepted.
+
+    A rejected document does not stop its own batch: the batch's other job requests are still sent, and
+    `BulkItemsFailed` names every rejected id before the next batch starts, without the batch's runs.
+    Used from the caller's thread only (the requests themselves run on the write pool)."""
+
+    def __init__(
+        self,
+        client: SearchClient,
+        pool: ThreadPoolExecutor,
+        unrefreshed: dict[str, str],
+        on_stored: Callable[[int], None] | None,
+    ) -> None:
+        self._client = client
+        self._pool = pool
+        self._unrefreshed = unrefreshed
+        self._on_stored = on_stored
+        self._request: Future[None] | None = None
+        self._request_jobs: dict[str, str] = {}  # job key -> index written by the request in flight
+        self._request_completes: list[int] = []  # batches stored once the request in flight is accepted
+        self._held_runs: list[BulkAction] = []
+        self._held_batches: list[int] = []  # batches whose job requests are all sent, runs held
+        self._failures: dict[str, str] = {}
+
+    def jobs_in_flight(self) -> dict[str, str]:
+        return dict(self._request_jobs)
+
+    def send_jobs(self, chunk: list[BulkAction], written: dict[str, str]) -> None:
+        """Send after the request before was accepted, with the runs that waited for it."""
+        self._settle()
+        if self._failures and self._held_batches:
+            raise BulkItemsFailed(self._failures)
+        actions = self._held_runs + chunk if self._held_runs else chunk
+        self._submit(actions, written, self._held_batches)
+        self._held_runs, self._held_batches = [], []
+
+    def end_batch(self, number: int, runs: list[BulkAction]) -> None:
+        """Every job request of batch ``number`` is sent; its runs go with the next request."""
+        self._held_runs += runs
+        self._held_batches.append(number)
+
+    def finish(self) -> None:
+        self._settle()
+        if self._failures:
+            raise BulkItemsFailed(self._failures)
+        if self._held_runs:
+            self._submit(self._held_runs, {}, self._held_batches)
+            self._settle()
+            if self._failures:
+                raise BulkItemsFailed(self._failures)
+        else:
+            self._report(self._held_batches)
+        self._held_runs, self._held_batches = [], []
+
+    def abandon(self) -> None:
+        """Never leave a request running behind the caller's back (after an error, which is what the
+        caller hears about: this request's own outcome is not reported)."""
+        if self._request is not None:
+            wait([self._request])
+            self._unrefreshed.update(self._request_jobs)  # it may have written part of its jobs
+            self._request, self._request_jobs, self._request_completes = None, {}, []
+
+    def _submit(self, actions: list[BulkAction], written: dict[str, str], completes: list[int]) -> None:
+        self._request = self._pool.submit(self._client.bulk, actions)
+        self._request_jobs = written
+        self._request_completes = completes
+
+    def _settle(self) -> None:
+        """Wait for the request in flight: rejected ids are gathered, any other error propagates."""
+        if self._request is None:
+            return
+        request, completes = self._request, self._request_completes
+        try:
+            request.result()
+        except BulkItemsFailed as error:
+            self._failures.update(error.failures)
+            return
+        finally:
+            # even a failed request may have written part of the batch
+            self._unrefreshed.update(self._request_jobs)
+            self._request, self._request_jobs, self._request_completes = None, {}, []
+        self._report(completes)
+
+    def _report(self, batches: list[int]) -> None:
+        if self._on_stored is not None:
+            for number in batches:
+                self._on_stored(number)
+
+
 def _monthly(
     cache: dict[tuple[int, int] | None, str], moment: datetime | None, name: Callable[[], str]
 ) -> str:
@@ -234,11 +323,3 @@ def _monthly(
 
 def _slices(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
     return [items[offset : offset + size] for offset in range(0, len(items), size)]
-
-
-def _collect(future: Future[None], failures: dict[str, str]) -> None:
-    """Wait for one bulk request; gather rejected ids (any other error propagates)."""
-    try:
-        future.result()
-    except BulkItemsFailed as error:
-        failures.update(error.failures)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,14 @@ from typing import Final
 from cipulse.metrics.cost import RunnerRates
 from cipulse.metrics.facts import WindowFacts
 from cipulse.records import Job, WorkflowRun, job_from_document, run_from_document, to_document
-from cipulse.store.base import Store, StoreUnavailable, TrainingRow, Watermark
+from cipulse.store.base import (
+    RecordBatch,
+    Store,
+    StoreUnavailable,
+    TrainingRow,
+    Watermark,
+    upsert_each,
+)
 
 DRAIN_CHUNK: Final = 1000
 
@@ -151,6 +158,12 @@ class SpoolingStore:
                 self._mark(error)
                 self._spool(runs, jobs)
 
+    def upsert_batches(
+        self, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None = None
+    ) -> None:
+        """Batch by batch through `upsert`: each one is either in the store or in the spool."""
+        upsert_each(self, batches, on_stored)
+
     def _spool(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
         rows = [("run", run.key, json.dumps(to_document(run))) for run in runs]
         rows += [("job", job.key, json.dumps(to_document(job))) for job in jobs]
@@ -202,30 +215,38 @@ class SpoolingStore:
         """Write every spooled record to the store, oldest first, then the held watermarks.
 
         Returns how many records were drained; raises `StoreUnavailable` if the store fails meanwhile
-        (what was drained so far stays drained, the rest stays spooled).
+        (what was drained so far stays drained, the rest stays spooled). Chunks go to the store as one
+        stream (`Store.upsert_batches`), each deleted here as soon as the store reports it stored.
         """
         with self._lock:
             drained = 0
-            while True:
-                chunk = self._db.execute(
-                    f"SELECT kind, key, seq, doc FROM pending ORDER BY seq LIMIT {DRAIN_CHUNK}"
-                ).fetchall()
-                if not chunk:
-                    break
-                runs = [run_from_document(json.loads(doc)) for kind, _, _, doc in chunk if kind == "run"]
-                jobs = [job_from_document(json.loads(doc)) for kind, _, _, doc in chunk if kind == "job"]
-                try:
-                    self.store.upsert(runs, jobs)
-                except StoreUnavailable as error:
-                    self._mark(error)
-                    raise
+            chunks: list[list[tuple[str, str, int]]] = []
+
+            def spooled() -> Iterator[RecordBatch]:
+                after = 0
+                while chunk := self._db.execute(
+                    "SELECT kind, key, seq, doc FROM pending WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after, DRAIN_CHUNK),
+                ).fetchall():
+                    after = chunk[-1][2]
+                    chunks.append([(kind, key, seq) for kind, key, seq, _ in chunk])
+                    runs = [run_from_document(json.loads(doc)) for kind, _, _, doc in chunk if kind == "run"]
+                    jobs = [job_from_document(json.loads(doc)) for kind, _, _, doc in chunk if kind == "job"]
+                    yield runs, jobs
+
+            def stored(number: int) -> None:
+                nonlocal drained
+                rows, chunks[number] = chunks[number], []
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "DELETE FROM pending WHERE kind = ? AND key = ? AND seq = ?",
-                    [(kind, key, seq) for kind, key, seq, _ in chunk],
-                )
+                self._db.executemany("DELETE FROM pending WHERE kind = ? AND key = ? AND seq = ?", rows)
                 self._db.execute("COMMIT")
-                drained += len(chunk)
+                drained += len(rows)
+
+            try:
+                self.store.upsert_batches(spooled(), stored)
+            except StoreUnavailable as error:
+                self._mark(error)
+                raise
             for (doc,) in self._db.execute("SELECT doc FROM held_watermarks ORDER BY monitor").fetchall():
                 watermark = _watermark_from_json(doc)
                 try:

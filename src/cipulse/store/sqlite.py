@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -23,7 +23,7 @@ from typing import Any, Final
 from cipulse.metrics.cost import RunnerRates
 from cipulse.metrics.facts import WindowFacts, check_window
 from cipulse.records import Job, Step, WorkflowRun
-from cipulse.store.base import StoreUnavailable, TrainingRow, Watermark
+from cipulse.store.base import RecordBatch, StoreUnavailable, TrainingRow, Watermark, upsert_each
 from cipulse.store.migrations import migrate
 from cipulse.store.sqlite_columnar import MAX_CACHED_JOBS, ColumnarFacts
 from cipulse.store.sqlite_facts import FactsEngine, SqlFacts, collect
@@ -130,6 +130,12 @@ class SqliteStore:
                 (INSERT_STEP, steps),
             ]
         )
+
+    def upsert_batches(
+        self, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None = None
+    ) -> None:
+        """One transaction per batch: SQLite writes in-process, there is no round trip to overlap."""
+        upsert_each(self, batches, on_stored)
 
     def set_watermark(self, watermark: Watermark) -> None:
         row = (watermark.monitor, to_micros(watermark.newest_created_at), to_micros(watermark.updated_at))
