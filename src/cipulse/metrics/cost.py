@@ -14,6 +14,7 @@ identical costs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -44,6 +45,12 @@ DEFAULT_RATES_USD: Final[Mapping[str, float]] = MappingProxyType(
 
 def labels_key(labels: Iterable[str]) -> str:
     """Canonical text for a job's runner label set: lower-cased, sorted, comma-joined ("" when unknown)."""
+    return _labels_key(labels if isinstance(labels, tuple) else tuple(labels))
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels_key(labels: tuple[str, ...]) -> str:
+    """Cached: every job of a repository carries one of a few label sets, and ingest asks for each job."""
     return ",".join(sorted({label.strip().lower() for label in labels if label.strip()}))
 
 

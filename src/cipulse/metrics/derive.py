@@ -16,8 +16,8 @@ tests hold every store's window facts equal to `facts.facts_from_jobs`, which us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from cipulse.metrics.cost import labels_key
 from cipulse.metrics.durations import billable_minutes, job_clock_skew, job_duration
@@ -26,8 +26,7 @@ from cipulse.metrics.queue import queue_time
 from cipulse.records import Job
 
 
-@dataclass(frozen=True, slots=True)
-class DerivedJob:
+class DerivedJob(NamedTuple):  # a tuple: built for every job a store writes, at a third of a dataclass's cost
     window_at: datetime | None
     outcome: Outcome
     duration_s: int | None

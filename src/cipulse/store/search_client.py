@@ -122,7 +122,7 @@ class SearchClient:
             raise SearchRequestError(
                 f"{method} {path} failed with {response.status_code}: {response.text[:1000]}"
             )
-        return response.json() if response.content else None
+        return orjson.loads(response.content) if response.content else None  # several times json's speed
 
     # -- engine ---------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ next to the request in flight and the encoding of the next one.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -124,29 +125,30 @@ class SearchWriter:
         lookups: Sequence[Future[dict[str, list[BulkAction]]]],
         in_flight: Mapping[str, str],
     ) -> Iterator[tuple[list[BulkAction], dict[str, str]]]:
-        """_bulk chunks of jobs, each with the deletes of its jobs' stale copies, and the (key, index) it
-        writes. Encoding goes first: the lookup of the same ids runs meanwhile."""
-        encoded: list[tuple[int, str, str, bytes]] = []
-        size = 0
+        """_bulk chunks of jobs, each led by the deletes of its jobs' stale copies (other indices than the
+        new versions', so their order does not matter), and the (key, index) each writes. Encoding goes
+        first: the lookup of the same ids runs meanwhile."""
+        writes: list[BulkAction] = []
+        first = size = 0
         for position, (key, index, job) in enumerate(targets):
             source = job_source(job)
-            encoded.append((position, key, index, source))
+            writes.append(BulkAction("index", index, key, source))
             size += len(source) + ACTION_BYTES
             if size >= MAX_BULK_BYTES or position == len(targets) - 1:
                 stale: dict[str, list[BulkAction]] = {}
-                first, last = encoded[0][0] // LOOKUP_IDS, position // LOOKUP_IDS
-                for lookup in lookups[first : last + 1]:
+                for lookup in lookups[first // LOOKUP_IDS : position // LOOKUP_IDS + 1]:
                     stale.update(lookup.result())
-                chunk: list[BulkAction] = []
-                for _, doc_key, doc_index, doc_source in encoded:
-                    deletes = stale.get(doc_key, [])
-                    pending = in_flight.get(doc_key)
-                    if pending not in (None, doc_index) and all(d.index != pending for d in deletes):
-                        deletes = [*deletes, BulkAction("delete", pending, doc_key)]
-                    chunk.extend(deletes)
-                    chunk.append(BulkAction("index", doc_index, doc_key, doc_source))
-                yield chunk, {doc_key: doc_index for _, doc_key, doc_index, _ in encoded}
-                encoded, size = [], 0
+                chunk = [delete for write in writes for delete in stale.get(write.doc_id, ())]
+                for write in writes if in_flight else ():  # copies the request in flight is writing
+                    pending = in_flight.get(write.doc_id)
+                    if pending not in (None, write.index) and all(
+                        delete.index != pending for delete in stale.get(write.doc_id, ())
+                    ):
+                        chunk.append(BulkAction("delete", pending, write.doc_id))
+                chunk += writes
+                written = {write.doc_id: write.index for write in writes}
+                yield chunk, written
+                writes, first, size = [], position + 1, 0
 
     def _run_actions(self, runs: Sequence[WorkflowRun]) -> list[BulkAction]:
         latest = {run.key: run for run in runs}
@@ -195,6 +197,8 @@ class SearchWriter:
         }
         if len(written_to) == 1:  # the usual batch: skip the target's own copies in the engine
             query["bool"]["must_not"] = {"term": {"_index": next(iter(written_to))}}
+        if not self._any_in_range(candidates, query):
+            return []
         size = MAX_LOOKUP_HITS if len(targets) == 1 else min(MAX_LOOKUP_HITS, 2 * len(targets) + 100)
         answer = self._client.search(
             ",".join(sorted(candidates)),
@@ -216,6 +220,19 @@ class SearchWriter:
             for hit in hits
             if hit["_id"] in index_of and hit["_index"] != index_of[hit["_id"]]
         ]
+
+    def _any_in_range(self, candidates: set[str], query: dict[str, Any]) -> bool:
+        """Whether any candidate holds a job id within the batch's range: usually none (ids grow with
+        time, and a batch is mostly new jobs), which a count stopped at the first match tells far more
+        cheaply than matching every id (the engine's work, and this thread's)."""
+        ranged = {"bool": {**query["bool"], "filter": query["bool"]["filter"][:1]}}
+        answer = self._client.request(
+            "POST",
+            f"/{','.join(sorted(candidates))}/_count",
+            body={"query": ranged},
+            params={"ignore_unavailable": "true", "allow_no_indices": "true", "terminate_after": "1"},
+        )
+        return bool(answer["count"])
 
 
 class _Pipeline:
@@ -282,7 +299,16 @@ class _Pipeline:
             self._request, self._request_jobs, self._request_completes = None, {}, []
 
     def _submit(self, actions: list[BulkAction], written: dict[str, str], completes: list[int]) -> None:
-        self._request = self._pool.submit(self._client.bulk, actions)
+        """Returns once the write thread runs: otherwise it waits for the GIL while this thread encodes
+        the next batch, up to a switch interval (5 ms) or more, and the engine idles meanwhile."""
+        started = threading.Event()
+
+        def send() -> None:
+            started.set()
+            self._client.bulk(actions)
+
+        self._request = self._pool.submit(send)
+        started.wait()
         self._request_jobs = written
         self._request_completes = completes
 
