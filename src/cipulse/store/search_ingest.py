@@ -69,6 +69,8 @@ class SearchWriter:
         self._run_indices: dict[tuple[int, int] | None, str] = {}
         self._lookup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-lookup")
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-write")
+        # one stream at a time: a stream knows only its own request in flight (the moved-job deletes)
+        self._streaming = threading.Lock()
 
     def close(self) -> None:
         self._lookup_pool.shutdown(wait=True)
@@ -84,7 +86,12 @@ class SearchWriter:
     ) -> None:
         """Every (runs, jobs) batch as `upsert` would write it, pipelined (module docstring): ``on_stored``
         gets each batch's position once it is stored. The first rejection or outage stops the stream and
-        raises; the batches not reported stored may be partly written, and a retry overwrites them."""
+        raises; the batches not reported stored may be partly written, and a retry overwrites them.
+        Streams from several threads take turns (``on_stored`` must not write to this store)."""
+        with self._streaming:
+            self._stream(batches, on_stored)
+
+    def _stream(self, batches: Iterable[RecordBatch], on_stored: Callable[[int], None] | None) -> None:
         pipeline = _Pipeline(self._client, self._write_pool, self._unrefreshed, on_stored)
         try:
             for number, (runs, jobs) in enumerate(batches):
