@@ -183,6 +183,9 @@ def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> lis
         pairs = zip(measured["raw"], measured[side], strict=True)
         return ", ".join(f"{raw[0] / ours[0]:.2f}" for raw, ours in pairs)
 
+    def cpu_total(side: str) -> float:
+        return statistics.median(client + engine_cpu for _, client, engine_cpu in measured[side])
+
     def cpu(side: str) -> str:
         client = statistics.median(c for _, c, _ in measured[side])
         engine_cpu = statistics.median(e for _, _, e in measured[side])
@@ -207,6 +210,11 @@ def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> lis
             f"rounds: {ratios('calls')}",
         ),
         *((f"{engine} CPU s per round, {side}: client / engine", cpu(side), "median") for side in SIDES),
+        (
+            f"{engine} CPU ceiling of the ratio, upsert_batches",
+            f"{cpu_total('raw') / cpu_total('stream'):.2f}",
+            "raw CPU / store CPU (client + engine): the ratio if both sides kept every core busy",
+        ),
     ]
 
 
