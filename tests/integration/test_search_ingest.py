@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cipulse.records import Job, WorkflowRun
+from cipulse.store import search_ingest
 from cipulse.store.base import StoreUnavailable
 from cipulse.store.search import BulkItemsFailed, SearchStore
 from cipulse.store.search_client import BulkAction
@@ -181,3 +182,22 @@ def test_rejected_document_stops_the_stream_after_its_batch(store: SearchStore) 
     assert stored == []  # batch 0's runs travelled in the request that was refused in part
     assert store.count_jobs() == len(batches[0][1]) + len(jobs)  # the rest of batch 1 is written
     assert {run.key for run in store.iter_runs()} == {run.key for run in batches[0][0]}
+
+
+def test_run_requests_stay_within_the_bulk_size(store: SearchStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs held for the next request are sent alone when they would make it too big, split like jobs."""
+    monkeypatch.setattr(search_ingest, "MAX_BULK_BYTES", 40_000)
+    batches = history(jobs=600, batch_jobs=100)
+    runs_only = [(runs, []) for runs, _ in batches]  # runs after their jobs, as the collector writes
+    jobs_only = [([], jobs) for _, jobs in batches]
+    sent = slow_requests(store, seconds=0)
+    stored: list[int] = []
+    store.upsert_batches([*jobs_only, *runs_only], stored.append)
+    assert stored == list(range(2 * len(batches)))
+    largest_document = max(len(action.document or b"") for request in sent for action in request)
+    for request in sent:
+        assert sum(len(a.document or b"") + search_ingest.ACTION_BYTES for a in request) < (
+            40_000 + largest_document + search_ingest.ACTION_BYTES
+        )
+    assert store.count_runs() == sum(len(runs) for runs, _ in batches)
+    assert store.count_jobs() == sum(len(jobs) for _, jobs in batches)

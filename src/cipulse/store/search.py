@@ -5,9 +5,9 @@ with ``GET /`` when the store opens. Layout and mappings: `search_mappings`; win
 
 Identity and exactly-once: every document's ``_id`` is its record key (`Job.key`, `WorkflowRun.key`), so
 replaying an upsert after a crash or an outage overwrites instead of duplicating. The write path
-(`search_ingest`) writes all jobs before any run, so a stored run document means its jobs are stored, and
-deletes the stale copy of a job whose month changed in the same request as its new version. Rejected
-documents raise `BulkItemsFailed` naming every failed id.
+(`search_ingest`) sends a batch's runs only after all of its jobs were stored, so a stored run document
+means its jobs are stored, and deletes the stale copy of a job whose month changed in the same request as
+its new version. Rejected documents raise `BulkItemsFailed` naming every failed id.
 
 Visibility: writes do not wait for a refresh (that would cap ingest at one batch per refresh interval);
 this store refreshes before its own next read instead, so a reader in this process always sees its writes,
@@ -251,7 +251,7 @@ class SearchStore:
             self._dirty = False
             for key, index in covered.items():  # a write acknowledged meanwhile stays listed
                 if self._unrefreshed.get(key) == index:
-                    del self._unrefreshed[key]
+                    self._unrefreshed.pop(key, None)
 
     def _hits(
         self,
