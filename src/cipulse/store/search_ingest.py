@@ -101,11 +101,11 @@ class SearchWriter:
                 targets = [(key, self._job_index(job), job) for key, job in latest.items()]
                 in_flight = pipeline.jobs_in_flight()  # taken before the lookups start (module docstring)
                 lookups = [
-                    self._lookup_pool.submit(self._stale_copies, group)
+                    self._lookup_pool.submit(self._stale_copies, group, in_flight)
                     for group in _slices(targets, LOOKUP_IDS)
                 ]
                 try:
-                    for chunk, written, size in self._job_chunks(targets, lookups, in_flight):
+                    for chunk, written, size in self._job_chunks(targets, lookups):
                         pipeline.send_jobs(chunk, written, size)
                 finally:
                     for lookup in lookups:
@@ -130,7 +130,6 @@ class SearchWriter:
         self,
         targets: Sequence[Target],
         lookups: Sequence[Future[dict[str, list[BulkAction]]]],
-        in_flight: Mapping[str, str],
     ) -> Iterator[tuple[list[BulkAction], dict[str, str], int]]:
         """_bulk chunks of jobs, each led by the deletes of its jobs' stale copies (other indices than the
         new versions', so their order does not matter), with the (key, index) each writes and its size.
@@ -146,12 +145,6 @@ class SearchWriter:
                 for lookup in lookups[first // LOOKUP_IDS : position // LOOKUP_IDS + 1]:
                     stale.update(lookup.result())
                 chunk = [delete for write in writes for delete in stale.get(write.doc_id, ())]
-                for write in writes if in_flight else ():  # copies the request in flight is writing
-                    pending = in_flight.get(write.doc_id)
-                    if pending not in (None, write.index) and all(
-                        delete.index != pending for delete in stale.get(write.doc_id, ())
-                    ):
-                        chunk.append(BulkAction("delete", pending, write.doc_id))
                 chunk += writes
                 written = {write.doc_id: write.index for write in writes}
                 yield chunk, written, size
@@ -163,17 +156,26 @@ class SearchWriter:
 
     # -- moved jobs -----------------------------------------------------------------------------------
 
-    def _stale_copies(self, targets: Sequence[Target]) -> dict[str, list[BulkAction]]:
+    def _stale_copies(
+        self, targets: Sequence[Target], in_flight: Mapping[str, str]
+    ) -> dict[str, list[BulkAction]]:
         """Deletes, by job key, for copies of these jobs in another job index than the one written now.
 
         A job's window time moves by minutes (or out of the undated index), so the copies can only be in
-        the neighbouring months or the undated index (any job index when the new version is undated)."""
+        the neighbouring months or the undated index (any job index when the new version is undated).
+        Search cannot see copies acknowledged since the last refresh (``unrefreshed``) nor those of the
+        request in flight (``in_flight``): both are read before the search runs."""
+        copies = [
+            (key, elsewhere)
+            for key, _, _ in targets
+            for elsewhere in (self._unrefreshed.get(key), in_flight.get(key))
+            if elsewhere is not None
+        ]
+        index_of = {key: index for key, index, _ in targets}
         stale: dict[str, list[BulkAction]] = {}
-        for key, index, _ in targets:  # written since the last refresh: search cannot see these yet
-            unrefreshed = self._unrefreshed.get(key)
-            if unrefreshed is not None and unrefreshed != index:
-                stale[key] = [BulkAction("delete", unrefreshed, key)]
-        for key, index in self._copies_elsewhere(targets):
+        for key, index in [*copies, *self._copies_elsewhere(targets)]:
+            if index == index_of[key]:  # the new version overwrites it
+                continue
             deletes = stale.setdefault(key, [])
             if all(delete.index != index for delete in deletes):
                 deletes.append(BulkAction("delete", index, key))
@@ -269,8 +271,9 @@ class _Pipeline:
         self._held_batches: list[int] = []  # batches whose job requests are all sent, runs held
         self._failures: dict[str, str] = {}
 
-    def jobs_in_flight(self) -> dict[str, str]:
-        return dict(self._request_jobs)
+    def jobs_in_flight(self) -> Mapping[str, str]:
+        """Never changed in place (each request gets a new dict): safe to read on the lookup thread."""
+        return self._request_jobs
 
     def send_jobs(self, chunk: list[BulkAction], written: dict[str, str], size: int) -> None:
         """Send after the request before was accepted, with the runs that waited for it."""
@@ -304,22 +307,22 @@ class _Pipeline:
             self._request, self._request_jobs, self._request_completes = None, {}, []
 
     def _send_held_runs(self) -> list[int]:
-        """Send the held runs on their own, in requests of at most MAX_BULK_BYTES; the batches stored."""
-        batches, self._held_batches = self._held_batches, []
-        runs, self._held_runs, self._held_bytes = self._held_runs, [], 0
+        """Send the held runs on their own, in requests of at most MAX_BULK_BYTES (one at a time, each
+        accepted before the next); return the batches now stored."""
+        batches, runs = self._held_batches, self._held_runs
+        self._held_runs, self._held_bytes, self._held_batches = [], 0, []
         chunk: list[BulkAction] = []
         size = 0
-        for position, run in enumerate(runs):
+        for position, run in enumerate(runs, start=1):
             chunk.append(run)
             size += _bulk_bytes(run)
-            if size >= MAX_BULK_BYTES or position == len(runs) - 1:
-                last = position == len(runs) - 1
-                self._submit(chunk, {}, batches if last else [])
-                stored = self._settle()
+            if size >= MAX_BULK_BYTES or position == len(runs):
+                self._submit(chunk, {}, [])
+                self._settle()
                 if self._failures:
                     raise BulkItemsFailed(self._failures)
                 chunk, size = [], 0
-        return batches if not runs else stored
+        return batches
 
     def _submit(self, actions: list[BulkAction], written: dict[str, str], completes: list[int]) -> None:
         """Returns once the write thread runs: otherwise it waits for the GIL while this thread encodes
