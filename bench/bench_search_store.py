@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -39,11 +41,12 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+import orjson
 from tests.services.search import SearchServer, distribution_home
 
 from cipulse.metrics.facts import WindowFacts, facts_from_jobs
 from cipulse.store.search import SearchStore
-from cipulse.store.search_client import BULK_ANSWER_FIELDS, BulkAction, bulk_body
+from cipulse.store.search_client import BULK_ANSWER_FIELDS, CLEAN_BULK_ANSWER, BulkAction, bulk_body
 from cipulse.store.search_documents import job_source, run_source
 from cipulse.store.synthetic import Batch, generate
 
@@ -85,7 +88,8 @@ def bulk_bodies(store: SearchStore, parsed: list[Batch]) -> list[bytes]:
 
 
 def raw_bulk(url: str, bodies: list[bytes]) -> float:
-    """One request per batch, in order, with the parameters SearchStore sends."""
+    """One request per batch, in order, with the parameters SearchStore sends; an answer's items are
+    decoded only when it does not begin as a clean one, as SearchStore does."""
     params = {"refresh": "false", "filter_path": BULK_ANSWER_FIELDS}
     with httpx.Client(base_url=url, timeout=120.0) as client:
         began = time.perf_counter()
@@ -94,7 +98,7 @@ def raw_bulk(url: str, bodies: list[bytes]) -> float:
                 "/_bulk", content=body, params=params, headers={"Content-Type": "application/x-ndjson"}
             )
             answer.raise_for_status()
-            if answer.json()["errors"]:
+            if not answer.content.startswith(CLEAN_BULK_ANSWER) and orjson.loads(answer.content)["errors"]:
                 raise SystemExit("raw _bulk rejected documents")
         return time.perf_counter() - began
 
@@ -149,13 +153,73 @@ def with_cpu(url: str, work: Callable[[], float]) -> tuple[float, float, float]:
 
 
 SIDES: Final = ("raw", "stream", "calls")
+Placement = Literal["shared", "separate"]
+PLACEMENTS: Final = ("shared", "separate")
 
 
-def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> list[Row]:
+@contextmanager
+def placed(placement: Placement, engine_group: int) -> Iterator[None]:
+    """Which cores the engine and this process run on during the ingest rounds.
+
+    "shared": any core, so the store's own CPU work (deriving and encoding documents) competes with the
+    engine's, as on a laptop. "separate": the engine's processes on the first core, this process on the
+    others, as when the engine runs on its own nodes; every core is given back afterwards."""
+    if placement == "shared":
+        yield
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("placement 'separate' needs at least two cores")
+    engine_pids = [pid for pid in _pids() if _process_group(pid) == engine_group]
+    for pid in engine_pids:
+        _pin(pid, set(cores[:1]))
+    _pin(os.getpid(), set(cores[1:]))
+    try:
+        yield
+    finally:
+        for pid in [*engine_pids, os.getpid()]:
+            _pin(pid, set(cores))
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:  # gone meanwhile
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[2])  # state, ppid, pgrp follow the command name
+
+
+def _pin(pid: int, cores: set[int]) -> None:
+    """Every thread of the process (threads started later inherit their creator's cores)."""
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cores)
+        except (ProcessLookupError, FileNotFoundError):  # the thread ended meanwhile
+            continue
+
+
+def bench_ingest(
+    engine: str, server: SearchServer, parsed: list[Batch], rounds: int, placement: Placement
+) -> list[Row]:
+    url = server.url
+    if server.pid is None:
+        raise SystemExit(f"{engine} is not running")
+    with placed(placement, server.pid):  # the server leads its own process group
+        measured = ingest_rounds(engine, url, parsed, rounds, placement)
     records = sum(len(b.runs) + len(b.jobs) for b in parsed)
+    return ingest_rows(f"{engine} [{placement} cores]", records, measured)
+
+
+def ingest_rounds(
+    engine: str, url: str, parsed: list[Batch], rounds: int, placement: Placement
+) -> dict[str, list[tuple[float, float, float]]]:
     measured: dict[str, list[tuple[float, float, float]]] = {side: [] for side in SIDES}
     with progress() as bar:
-        task = bar.add_task(f"{engine} ingest (store vs raw _bulk)", total=rounds + 1)
+        task = bar.add_task(f"{engine} ingest, {placement} cores (store vs raw _bulk)", total=rounds + 1)
         warm = parsed[: max(1, len(parsed) // 3)]  # the engine's JIT warms up before any side is timed
         with SearchStore(url, index_prefix="bench-warm-raw") as warm_raw:
             raw_bulk(url, bulk_bodies(warm_raw, warm))
@@ -177,6 +241,10 @@ def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> lis
                     measured[side].append(with_cpu(url, partial(ingest, store, parsed)))
             bar.advance(task)
     drop_indices(url, "bench-warm-*,bench-raw-*,bench-stream-*,bench-calls-*")
+    return measured
+
+
+def ingest_rows(label: str, records: int, measured: dict[str, list[tuple[float, float, float]]]) -> list[Row]:
     rate = {side: records / statistics.median(wall for wall, _, _ in measured[side]) for side in SIDES}
 
     def ratios(side: str) -> str:
@@ -184,34 +252,34 @@ def bench_ingest(engine: str, url: str, parsed: list[Batch], rounds: int) -> lis
         return ", ".join(f"{raw[0] / ours[0]:.2f}" for raw, ours in pairs)
 
     def cpu_total(side: str) -> float:
-        return statistics.median(client + engine_cpu for _, client, engine_cpu in measured[side])
+        return statistics.median(client + engine_s for _, client, engine_s in measured[side])
 
     def cpu(side: str) -> str:
         client = statistics.median(c for _, c, _ in measured[side])
-        engine_cpu = statistics.median(e for _, _, e in measured[side])
-        return f"{client:.2f} / {engine_cpu:.2f}"
+        engine_s = statistics.median(e for _, _, e in measured[side])
+        return f"{client:.2f} / {engine_s:.2f}"
 
     return [
-        (f"{engine} raw _bulk, records/s", f"{rate['raw']:,.0f}", "same documents, pre-serialised"),
+        (f"{label} raw _bulk, records/s", f"{rate['raw']:,.0f}", "same documents, pre-serialised"),
         (
-            f"{engine} ingest, upsert_batches, records/s",
+            f"{label} ingest, upsert_batches, records/s",
             f"{rate['stream']:,.0f}",
             f"{records:,} runs + jobs per round; median",
         ),
         (
-            f"{engine} ingest ratio upsert_batches/raw",
+            f"{label} ingest ratio upsert_batches/raw",
             f"{rate['stream'] / rate['raw']:.2f}",
             f"goal >= 0.8; rounds: {ratios('stream')}",
         ),
-        (f"{engine} ingest, upsert per batch, records/s", f"{rate['calls']:,.0f}", "median"),
+        (f"{label} ingest, upsert per batch, records/s", f"{rate['calls']:,.0f}", "median"),
         (
-            f"{engine} ingest ratio upsert per batch/raw",
+            f"{label} ingest ratio upsert per batch/raw",
             f"{rate['calls'] / rate['raw']:.2f}",
             f"rounds: {ratios('calls')}",
         ),
-        *((f"{engine} CPU s per round, {side}: client / engine", cpu(side), "median") for side in SIDES),
+        *((f"{label} CPU s per round, {side}: client / engine", cpu(side), "median") for side in SIDES),
         (
-            f"{engine} CPU ceiling of the ratio, upsert_batches",
+            f"{label} CPU ceiling of the ratio, upsert_batches",
             f"{cpu_total('raw') / cpu_total('stream'):.2f}",
             "raw CPU / store CPU (client + engine): the ratio if both sides kept every core busy",
         ),
@@ -357,6 +425,7 @@ def measure(
     seed: int = 2026,
     data_dir: Path | None = DEFAULT_DATA_DIR,
     latency: bool = True,
+    placements: tuple[Placement, ...] = PLACEMENTS,
 ) -> list[Row]:
     """(name, value, note) rows for each engine; every engine started here is stopped before returning."""
     end = start + timedelta(days=days)
@@ -372,7 +441,8 @@ def measure(
         with SearchServer(engine, workdir=workdir) as server:  # type: ignore[arg-type]
             info = SearchStore(server.url, index_prefix="bench-probe").info
             measured = [(f"{engine} version", info.version, "integ-test zip, heap 512m, JDK 17")]
-            measured += bench_ingest(engine, server.url, parsed, ingest_rounds)
+            for placement in placements:
+                measured += bench_ingest(engine, server, parsed, ingest_rounds, placement)
             for row in measured:
                 console.print(" | ".join(row))  # partial results survive an interrupted run
             if not latency:
@@ -393,6 +463,14 @@ def measure(
     return rows
 
 
+def placements(text: str) -> list[Placement]:
+    by_name: dict[str, Placement] = {"shared": "shared", "separate": "separate"}
+    unknown = [name for name in text.split(",") if name not in by_name]
+    if unknown:
+        raise SystemExit(f"unknown placement {unknown[0]!r}: choose from {', '.join(PLACEMENTS)}")
+    return [by_name[name] for name in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -408,6 +486,11 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="temporary engine data, loaded from scratch")
     parser.add_argument("--ingest-only", action="store_true", help="skip the window_facts latency part")
+    parser.add_argument(
+        "--placements",
+        default=",".join(PLACEMENTS),
+        help="where the engine and the store run during ingest: shared cores, separate cores, or both",
+    )
     args = parser.parse_args()
     rows = measure(
         engines=tuple(args.engines.split(",")),
@@ -418,6 +501,7 @@ def main() -> None:
         naive_repeats=args.naive_repeats,
         data_dir=None if args.fresh else args.data_dir,
         latency=not args.ingest_only,
+        placements=tuple(placements(args.placements)),
     )
     table = Table(title="cipulse search store benchmark")
     for column in ("measure", "value", "note"):

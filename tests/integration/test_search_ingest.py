@@ -16,7 +16,7 @@ from cipulse.records import Job, WorkflowRun
 from cipulse.store import search_ingest
 from cipulse.store.base import StoreUnavailable
 from cipulse.store.search import BulkItemsFailed, SearchStore
-from cipulse.store.search_client import BulkAction
+from cipulse.store.search_client import BULK_ANSWER_FIELDS, CLEAN_BULK_ANSWER, BulkAction, bulk_body
 from cipulse.store.sqlite import SqliteStore
 from cipulse.store.synthetic import generate
 from tests.integration.test_search_store import interrupt_bulk_request, run_keys_of_jobs
@@ -84,6 +84,27 @@ def test_moves_in_a_batch_spanning_months_and_repositories(store: SearchStore, r
     assert (january.overall.total, february.overall.total) == (2, 3)
 
 
+def test_only_answers_without_a_failed_item_begin_as_a_clean_one(store: SearchStore) -> None:
+    """`SearchClient.bulk` skips decoding the items of an answer that begins as `CLEAN_BULK_ANSWER`: both
+    engines begin a clean answer so, and an answer naming a rejected document never does."""
+    index = f"answers-{store.layout.prefix}"  # outside the store's templates: dynamic mapping, n is a long
+
+    def answer(*documents: dict[str, Any]) -> bytes:
+        body = bulk_body(
+            [BulkAction("index", index, str(n), document) for n, document in enumerate(documents)]
+        )
+        params = {"refresh": "false", "filter_path": BULK_ANSWER_FIELDS}
+        return store._client._send("POST", "/_bulk", content=body, params=params)
+
+    try:
+        assert answer({"n": 1}, {"n": 2}).startswith(CLEAN_BULK_ANSWER)
+        failed = answer({"n": 3}, {"n": "not a number"})
+        assert not failed.startswith(CLEAN_BULK_ANSWER)
+        assert b'"errors":true' in failed
+    finally:
+        store._client.delete_index(index)
+
+
 # -- the pipelined stream (`upsert_batches`) ------------------------------------------------------------
 
 
@@ -93,10 +114,10 @@ def slow_requests(store: SearchStore, seconds: float = 0.3) -> list[list[BulkAct
     send = store._client.bulk
     sent: list[list[BulkAction]] = []
 
-    def bulk(actions: Sequence[BulkAction], *, refresh: bool = False) -> None:
+    def bulk(actions: Sequence[BulkAction], *, refresh: bool = False, body: bytes | None = None) -> None:
         sent.append(list(actions))
         time.sleep(seconds)
-        send(actions, refresh=refresh)
+        send(actions, refresh=refresh, body=body)
 
     store._client.bulk = bulk  # type: ignore[method-assign]
     return sent

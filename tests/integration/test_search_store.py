@@ -184,10 +184,10 @@ def interrupt_bulk_request(store: SearchStore, number: int) -> None:
     send = store._client.bulk
     calls = itertools.count(1)
 
-    def bulk(actions: Sequence[BulkAction], *, refresh: bool = False) -> None:
+    def bulk(actions: Sequence[BulkAction], *, refresh: bool = False, body: bytes | None = None) -> None:
         if next(calls) >= number:
             raise StoreUnavailable("search engine at test unreachable: interrupted")
-        send(actions, refresh=refresh)
+        send(actions, refresh=refresh, body=body)
 
     store._client.bulk = bulk  # type: ignore[method-assign]
 

@@ -40,7 +40,7 @@ from typing import Any, Final, TypeVar
 from cipulse.metrics.derive import job_window_time
 from cipulse.records import Job, WorkflowRun
 from cipulse.store.base import RecordBatch
-from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient
+from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient, bulk_body
 from cipulse.store.search_documents import job_source, run_source
 from cipulse.store.search_mappings import IndexLayout
 
@@ -276,13 +276,17 @@ class _Pipeline:
         return self._request_jobs
 
     def send_jobs(self, chunk: list[BulkAction], written: dict[str, str], size: int) -> None:
-        """Send after the request before was accepted, with the runs that waited for it."""
+        """Send after the request before was accepted, with the runs that waited for it. The body is
+        encoded first, while the request before is still in flight."""
+        together = self._held_bytes + size <= MAX_BULK_BYTES  # else the runs go first, alone
+        actions = self._held_runs + chunk if together else chunk
+        body = bulk_body(actions)
         stored = self._settle()
         if self._failures and self._held_batches:
             raise BulkItemsFailed(self._failures)
-        if self._held_bytes + size > MAX_BULK_BYTES:  # too big together: the runs go first, alone
+        if not together:
             stored += self._send_held_runs()
-        self._submit(self._held_runs + chunk, written, self._held_batches)
+        self._submit(actions, body, written, self._held_batches)
         self._held_runs, self._held_bytes, self._held_batches = [], 0, []
         self._report(stored)
 
@@ -317,21 +321,23 @@ class _Pipeline:
             chunk.append(run)
             size += _bulk_bytes(run)
             if size >= MAX_BULK_BYTES or position == len(runs):
-                self._submit(chunk, {}, [])
+                self._submit(chunk, bulk_body(chunk), {}, [])
                 self._settle()
                 if self._failures:
                     raise BulkItemsFailed(self._failures)
                 chunk, size = [], 0
         return batches
 
-    def _submit(self, actions: list[BulkAction], written: dict[str, str], completes: list[int]) -> None:
+    def _submit(
+        self, actions: list[BulkAction], body: bytes, written: dict[str, str], completes: list[int]
+    ) -> None:
         """Returns once the write thread runs: otherwise it waits for the GIL while this thread encodes
         the next batch, up to a switch interval (5 ms) or more, and the engine idles meanwhile."""
         started = threading.Event()
 
         def send() -> None:
             started.set()
-            self._client.bulk(actions)
+            self._client.bulk(actions, body=body)
 
         self._request_jobs, self._request_completes = written, completes
         self._request = self._pool.submit(send)
