@@ -211,7 +211,7 @@ def bench_ingest(
     with placed(placement, server.pid):  # the server leads its own process group
         measured = ingest_rounds(engine, url, parsed, rounds, placement)
     records = sum(len(b.runs) + len(b.jobs) for b in parsed)
-    return ingest_rows(f"{engine} [{placement} cores]", records, measured)
+    return ingest_rows(f"{engine}, {placement} cores:", records, measured)
 
 
 def ingest_rounds(

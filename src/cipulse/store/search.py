@@ -248,6 +248,7 @@ class SearchStore:
         if self._dirty or force:
             covered = dict(self._unrefreshed)  # written before the refresh began
             self._client.refresh(f"{self.layout.runs_pattern},{self.layout.jobs_pattern}")
+            self._writer.forget_id_ranges()  # before `unrefreshed` stops covering what was refreshed
             self._dirty = False
             for key, index in covered.items():  # a write acknowledged meanwhile stays listed
                 if self._unrefreshed.get(key) == index:

@@ -237,6 +237,33 @@ class SearchClient:
         answer: dict[str, Any] = self.request("POST", f"/{index}/_search", body=body, params=query)
         return answer
 
+    def msearch(self, searches: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        """Several (index, body) searches in one request; their answers in the same order. A missing
+        index answers with no hits; a search that fails raises, as `request` would for it alone, and
+        so does one that some shard did not answer (its answer would be partial)."""
+        header = {"ignore_unavailable": True, "allow_no_indices": True}
+        lines = [
+            line
+            for index, body in searches
+            for line in (orjson.dumps({"index": index, **header}), orjson.dumps(body))
+        ]
+        answer = self.request("POST", "/_msearch", content=b"\n".join([*lines, b""]))
+        answers: list[dict[str, Any]] = answer["responses"]
+        for (index, _), result in zip(searches, answers, strict=True):
+            if result.get("_shards", {}).get("failed"):
+                raise StoreUnavailable(
+                    f"search engine at {self.url}: {result['_shards']['failed']} shard(s) of {index} "
+                    "did not answer"
+                )
+            if "error" not in result:
+                continue
+            status = int(result.get("status", 500))
+            reason = f"search of {index} failed with {status}: {_reason(result['error'])}"
+            if status in TRANSIENT_STATUSES:
+                raise StoreUnavailable(f"search engine at {self.url}: {reason}")
+            raise SearchRequestError(reason)
+        return answers
+
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         body = {"query": query} if query else None
         answer = self.request(

@@ -23,10 +23,12 @@ Search sees only refreshed documents: copies written since the store's last refr
 ``unrefreshed``, and those of the request in flight while a lookup runs from the pipeline itself.
 
 Cost: Python's share is encoding (`search_documents`, orjson) and routing; the engine's share is the
-bulk writes plus one search per `LOOKUP_IDS` jobs. The search asks for ``job_id`` within the batch's id
-range (points: a segment outside the range is skipped at once) rather than ``_id`` (one term-dictionary
-seek per id per segment), and only in the neighbours of the indices written. It runs on its own thread,
-next to the request in flight and the encoding of the next one.
+bulk writes, plus an id lookup only for batches whose id range overlaps a neighbouring index's
+(`search_id_ranges`): GitHub's ids grow with time, so a batch of new jobs needs none. The lookup asks
+for ``job_id`` within the batch's id range (points: a segment outside the range is skipped at once)
+rather than ``_id`` (one term-dictionary seek per id per segment), one search per `LOOKUP_IDS` jobs,
+in those indices only. Lookups run on their own thread, next to the request in flight and the encoding
+of the next one.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from cipulse.records import Job, WorkflowRun
 from cipulse.store.base import RecordBatch
 from cipulse.store.search_client import BulkAction, BulkItemsFailed, SearchClient, bulk_body
 from cipulse.store.search_documents import job_source, run_source
+from cipulse.store.search_id_ranges import JobIdRanges
 from cipulse.store.search_mappings import IndexLayout
 
 _T = TypeVar("_T")
@@ -67,10 +70,15 @@ class SearchWriter:
         self._unrefreshed = unrefreshed
         self._job_indices: dict[tuple[int, int] | None, str] = {}
         self._run_indices: dict[tuple[int, int] | None, str] = {}
+        self._id_ranges = JobIdRanges(client, layout.jobs_pattern)
         self._lookup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-lookup")
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-write")
         # one stream at a time: a stream knows only its own request in flight (the moved-job deletes)
         self._streaming = threading.Lock()
+
+    def forget_id_ranges(self) -> None:
+        """Called by the store after each refresh it makes: see `JobIdRanges`."""
+        self._id_ranges.forget()
 
     def close(self) -> None:
         self._lookup_pool.shutdown(wait=True)
@@ -194,6 +202,9 @@ class SearchWriter:
         # a copy in the index written now is simply overwritten: an index is searched only as the
         # neighbour of another one written to
         candidates = set().union(*(self._layout.job_neighbours(index) - {index} for index in written_to))
+        holding = self._id_ranges.holding(candidates, job_ids[0], job_ids[-1])
+        if not holding:  # the usual batch: new jobs, above every stored id
+            return []
         query: dict[str, Any] = {
             "bool": {
                 "filter": [
@@ -206,11 +217,9 @@ class SearchWriter:
         }
         if len(written_to) == 1:  # the usual batch: skip the target's own copies in the engine
             query["bool"]["must_not"] = {"term": {"_index": next(iter(written_to))}}
-        if not self._any_in_range(candidates, query):
-            return []
         size = MAX_LOOKUP_HITS if len(targets) == 1 else min(MAX_LOOKUP_HITS, 2 * len(targets) + 100)
         answer = self._client.search(
-            ",".join(sorted(candidates)),
+            ",".join(holding),
             {
                 "size": size,
                 "_source": False,
@@ -229,19 +238,6 @@ class SearchWriter:
             for hit in hits
             if hit["_id"] in index_of and hit["_index"] != index_of[hit["_id"]]
         ]
-
-    def _any_in_range(self, candidates: set[str], query: dict[str, Any]) -> bool:
-        """Whether any candidate holds a job id within the batch's range: usually none (ids grow with
-        time, and a batch is mostly new jobs). A hit count capped at 1 tells that far more cheaply than
-        matching every id, for the engine and for this thread (a capped search costs the engine about
-        half of a ``_count``, measured)."""
-        ranged = {"bool": {**query["bool"], "filter": query["bool"]["filter"][:1]}}
-        answer = self._client.search(
-            ",".join(sorted(candidates)),
-            {"size": 0, "track_total_hits": 1, "query": ranged},
-            filter_path="hits.total.value",
-        )
-        return bool(answer.get("hits", {}).get("total", {}).get("value", 0))
 
 
 class _Pipeline:
