@@ -27,8 +27,8 @@ bulk writes, plus an id lookup only for batches whose id range overlaps a neighb
 (`search_id_ranges`): GitHub's ids grow with time, so a batch of new jobs needs none. The lookup asks
 for ``job_id`` within the batch's id range (points: a segment outside the range is skipped at once)
 rather than ``_id`` (one term-dictionary seek per id per segment), one search per `LOOKUP_IDS` jobs,
-in those indices only. Lookups run on their own thread, next to the request in flight and the encoding
-of the next one.
+in those indices only. It runs on the caller's thread before the batch is encoded, both while the
+engine writes the request before.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ class SearchWriter:
         self._job_indices: dict[tuple[int, int] | None, str] = {}
         self._run_indices: dict[tuple[int, int] | None, str] = {}
         self._id_ranges = JobIdRanges(client, layout.jobs_pattern)
-        self._lookup_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-lookup")
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cipulse-search-write")
         # one stream at a time: a stream knows only its own request in flight (the moved-job deletes)
         self._streaming = threading.Lock()
@@ -81,7 +80,6 @@ class SearchWriter:
         self._id_ranges.forget()
 
     def close(self) -> None:
-        self._lookup_pool.shutdown(wait=True)
         self._write_pool.shutdown(wait=True)
 
     def upsert(self, runs: Sequence[WorkflowRun], jobs: Sequence[Job]) -> None:
@@ -107,18 +105,10 @@ class SearchWriter:
                 for job in jobs:  # one version per id, the last one winning, as sequential upserts would
                     latest[job.key] = job
                 targets = [(key, self._job_index(job), job) for key, job in latest.items()]
-                in_flight = pipeline.jobs_in_flight()  # taken before the lookups start (module docstring)
-                lookups = [
-                    self._lookup_pool.submit(self._stale_copies, group, in_flight)
-                    for group in _slices(targets, LOOKUP_IDS)
-                ]
-                try:
-                    for chunk, written, size in self._job_chunks(targets, lookups):
-                        pipeline.send_jobs(chunk, written, size)
-                finally:
-                    for lookup in lookups:
-                        lookup.cancel()
-                    wait(lookups)
+                # copies in the request in flight are read before search is asked (module docstring)
+                stale = self._stale_copies(targets, pipeline.jobs_in_flight())
+                for chunk, written, size in self._job_chunks(targets, stale):
+                    pipeline.send_jobs(chunk, written, size)
                 pipeline.end_batch(number, self._run_actions(runs))
             pipeline.finish()
         finally:
@@ -135,28 +125,22 @@ class SearchWriter:
     # -- requests -------------------------------------------------------------------------------------
 
     def _job_chunks(
-        self,
-        targets: Sequence[Target],
-        lookups: Sequence[Future[dict[str, list[BulkAction]]]],
+        self, targets: Sequence[Target], stale: Mapping[str, list[BulkAction]]
     ) -> Iterator[tuple[list[BulkAction], dict[str, str], int]]:
         """_bulk chunks of jobs, each led by the deletes of its jobs' stale copies (other indices than the
-        new versions', so their order does not matter), with the (key, index) each writes and its size.
-        Encoding goes first: the lookup of the same ids runs meanwhile."""
+        new versions', so their order does not matter), with the (key, index) each writes and its size."""
         writes: list[BulkAction] = []
-        first = size = 0
+        size = 0
         for position, (key, index, job) in enumerate(targets):
             source = job_source(job)
             writes.append(BulkAction("index", index, key, source))
             size += len(source) + ACTION_BYTES
             if size >= MAX_BULK_BYTES or position == len(targets) - 1:
-                stale: dict[str, list[BulkAction]] = {}
-                for lookup in lookups[first // LOOKUP_IDS : position // LOOKUP_IDS + 1]:
-                    stale.update(lookup.result())
                 chunk = [delete for write in writes for delete in stale.get(write.doc_id, ())]
                 chunk += writes
                 written = {write.doc_id: write.index for write in writes}
                 yield chunk, written, size
-                writes, first, size = [], position + 1, 0
+                writes, size = [], 0
 
     def _run_actions(self, runs: Sequence[WorkflowRun]) -> list[BulkAction]:
         latest = {run.key: run for run in runs}
@@ -179,9 +163,11 @@ class SearchWriter:
             for elsewhere in (self._unrefreshed.get(key), in_flight.get(key))
             if elsewhere is not None
         ]
+        for group in _slices(targets, LOOKUP_IDS):
+            copies += self._copies_elsewhere(group)
         index_of = {key: index for key, index, _ in targets}
         stale: dict[str, list[BulkAction]] = {}
-        for key, index in [*copies, *self._copies_elsewhere(targets)]:
+        for key, index in copies:
             if index == index_of[key]:  # the new version overwrites it
                 continue
             deletes = stale.setdefault(key, [])
