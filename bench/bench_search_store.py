@@ -174,6 +174,8 @@ def placed(placement: Placement, engine_group: int) -> Iterator[None]:
     if len(cores) < 2:
         raise SystemExit("placement 'separate' needs at least two cores")
     engine_pids = [pid for pid in _pids() if _process_group(pid) == engine_group]
+    if not engine_pids:
+        raise SystemExit(f"no process of the engine's group {engine_group} found: cannot pin it")
     for pid in engine_pids:
         _pin(pid, set(cores[:1]))
     _pin(os.getpid(), set(cores[1:]))
@@ -197,12 +199,23 @@ def _process_group(pid: int) -> int | None:
 
 
 def _pin(pid: int, cores: set[int]) -> None:
-    """Every thread of the process (threads started later inherit their creator's cores)."""
-    for task in (Path("/proc") / str(pid) / "task").iterdir():
+    """Every thread of the process, pass after pass until none is left on other cores: a thread started
+    during a pass by one not yet pinned inherits every core (threads inherit their creator's)."""
+    while True:
         try:
-            os.sched_setaffinity(int(task.name), cores)
-        except (ProcessLookupError, FileNotFoundError):  # the thread ended meanwhile
-            continue
+            tasks = [int(task.name) for task in (Path("/proc") / str(pid) / "task").iterdir()]
+        except OSError:  # the process ended
+            return
+        moved = 0
+        for task in tasks:
+            try:
+                if os.sched_getaffinity(task) != cores:
+                    os.sched_setaffinity(task, cores)
+                    moved += 1
+            except OSError:  # the thread ended meanwhile
+                continue
+        if not moved:
+            return
 
 
 def bench_ingest(

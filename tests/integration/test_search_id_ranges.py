@@ -13,8 +13,8 @@ import pytest
 
 from cipulse.records import Job
 from cipulse.store.search import SearchStore
-from cipulse.store.search_client import SearchRequestError
-from cipulse.store.search_id_ranges import RANGES_TTL_S, JobIdRanges
+from cipulse.store.search_client import incomplete
+from cipulse.store.search_id_ranges import ID_BOUNDS, RANGES_TTL_S, JobIdRanges, named_by
 
 pytestmark = pytest.mark.integration
 
@@ -112,9 +112,29 @@ def test_a_copy_written_by_another_store_is_moved_once_the_ranges_are_read_again
         assert moved.created_at == FEBRUARY and not moved.queue_estimated
 
 
-def test_a_failing_search_in_msearch_raises(store: SearchStore) -> None:
-    store.upsert([], [job(1, JANUARY)])
-    index = f"{store.layout.prefix}-jobs-2026.01"
-    wrong = {"size": 0, "query": {"term": {"job_id": "abc"}}}  # not a number: every shard fails
-    with pytest.raises(SearchRequestError, match=index):
-        store._client.msearch([(index, wrong)])
+def test_an_index_whose_range_cannot_be_read_may_hold_any_id(url: str, store: SearchStore) -> None:
+    """An index whose min/max search fails is named for every range (its lookup then decides), while the
+    others keep their exact ranges; `incomplete` says why the answer was refused."""
+    readable, unreadable = (f"{store.layout.prefix}-other-{name}" for name in ("a", "b"))
+    client = store._client
+    client.put_document(readable, "1", {"job_id": 5})  # dynamic mapping: a long
+    client.put_document(unreadable, "1", {"job_id": "abc"})  # dynamic mapping: text, which min refuses
+    client.refresh(f"{store.layout.prefix}-other-*")
+    try:
+        answers = client.msearch([(readable, ID_BOUNDS), (unreadable, ID_BOUNDS)])
+        assert incomplete(answers[0]) is None
+        assert "job_id" in (incomplete(answers[1]) or "")
+        ranges = JobIdRanges(client, f"{store.layout.prefix}-other-*")
+        assert ranges.holding(["*"], 100, 200) == [unreadable]
+        assert ranges.holding(["*"], 5, 5) == [readable, unreadable]
+    finally:
+        client.delete_index(readable)
+        client.delete_index(unreadable)
+
+
+def test_candidates_are_names_or_prefixes_and_nothing_else_is_a_wildcard() -> None:
+    chosen = named_by(["ci[1]-jobs-2026.01", "ci[1]-jobs-undated", "ci[2]-jobs-*"])
+    assert chosen("ci[1]-jobs-2026.01") and chosen("ci[1]-jobs-undated")
+    assert chosen("ci[2]-jobs-2026.03") and chosen("ci[2]-jobs-")
+    assert not chosen("ci1-jobs-2026.01")  # "[1]" is not a character class
+    assert not chosen("ci[1]-jobs-2026.02") and not chosen("ci[1]-jobs-2026.01x")

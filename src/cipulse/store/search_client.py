@@ -238,9 +238,8 @@ class SearchClient:
         return answer
 
     def msearch(self, searches: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-        """Several (index, body) searches in one request; their answers in the same order. A missing
-        index answers with no hits; a search that fails raises, as `request` would for it alone, and
-        so does one that some shard did not answer (its answer would be partial)."""
+        """Several (index, body) searches in one request; their answers in the same order, failed ones
+        included (`incomplete` tells them apart). A missing index answers with no hits."""
         header = {"ignore_unavailable": True, "allow_no_indices": True}
         lines = [
             line
@@ -249,19 +248,8 @@ class SearchClient:
         ]
         answer = self.request("POST", "/_msearch", content=b"\n".join([*lines, b""]))
         answers: list[dict[str, Any]] = answer["responses"]
-        for (index, _), result in zip(searches, answers, strict=True):
-            if result.get("_shards", {}).get("failed"):
-                raise StoreUnavailable(
-                    f"search engine at {self.url}: {result['_shards']['failed']} shard(s) of {index} "
-                    "did not answer"
-                )
-            if "error" not in result:
-                continue
-            status = int(result.get("status", 500))
-            reason = f"search of {index} failed with {status}: {_reason(result['error'])}"
-            if status in TRANSIENT_STATUSES:
-                raise StoreUnavailable(f"search engine at {self.url}: {reason}")
-            raise SearchRequestError(reason)
+        if len(answers) != len(searches):
+            raise SearchRequestError(f"_msearch answered {len(answers)} times to {len(searches)} searches")
         return answers
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
@@ -314,6 +302,19 @@ def bulk_body(actions: Sequence[BulkAction]) -> bytes:
             lines.append(json.dumps(document, separators=(",", ":")).encode())
     lines.append(b"")
     return b"\n".join(lines)
+
+
+def incomplete(answer: Mapping[str, Any]) -> str | None:
+    """Why one search's answer may miss documents it was asked about (None: it covers them all): the
+    search failed, some shard did not answer, or it timed out."""
+    if "error" in answer:
+        return f"failed with {answer.get('status', 500)}: {_reason(answer['error'])}"
+    failed = answer.get("_shards", {}).get("failed")
+    if failed:
+        return f"{failed} shard(s) did not answer"
+    if answer.get("timed_out"):
+        return "timed out"
+    return None
 
 
 def _reason(error: Any) -> str:

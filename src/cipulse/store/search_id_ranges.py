@@ -19,13 +19,15 @@ them itself until then (`SearchWriter`), and that refresh drops the ranges (`for
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from fnmatch import fnmatchcase
 from typing import Any, Final
 
-from cipulse.store.search_client import SearchClient
+from cipulse.store.search_client import SearchClient, incomplete
+
+log = logging.getLogger(__name__)
 
 RANGES_TTL_S: Final = 1.0  # the templates' refresh_interval
 # min and max aggregations answer doubles: beyond 2**53 an id may be rounded, so that side is left open
@@ -53,13 +55,13 @@ class JobIdRanges:
         self._lock = threading.Lock()
 
     def holding(self, candidates: Iterable[str], lowest: int, highest: int) -> list[str]:
-        """The indices among ``candidates`` (names or patterns) whose id range overlaps [lowest, highest]:
-        no other index holds an id in that range."""
-        patterns = list(candidates)
+        """The indices among ``candidates`` (names, or a name prefix ending in ``*``) whose id range
+        overlaps [lowest, highest]: no other index holds an id in that range."""
+        chosen = named_by(candidates)
         return sorted(
             index
             for index, (low, high) in self._current().items()
-            if low <= highest and high >= lowest and any(fnmatchcase(index, p) for p in patterns)
+            if low <= highest and high >= lowest and chosen(index)
         )
 
     def forget(self) -> None:
@@ -82,10 +84,25 @@ class JobIdRanges:
         answers = self._client.msearch([(index, ID_BOUNDS) for index in indices])
         ranges = {}
         for index, answer in zip(indices, answers, strict=True):
+            problem = incomplete(answer)
+            if problem is not None:  # unknown: any id may be there, and the id lookup decides
+                log.warning(
+                    "job id range of %s unknown (%s): it is searched whenever a neighbour", index, problem
+                )
+                ranges[index] = (LONG_MIN, LONG_MAX)
+                continue
             bounds = _bounds(answer.get("aggregations") or {})
             if bounds is not None:  # an index without jobs holds no copy
                 ranges[index] = bounds
         return ranges
+
+
+def named_by(candidates: Iterable[str]) -> Callable[[str], bool]:
+    """Whether an index is one of ``candidates``: index names, or name prefixes ending in ``*`` (the only
+    wildcard index layouts use; other characters are literal, ``[`` included, which index names allow)."""
+    names = set(candidates)
+    prefixes = tuple(name[:-1] for name in names if name.endswith("*"))
+    return lambda index: index in names or index.startswith(prefixes)
 
 
 def _bounds(aggregations: dict[str, Any]) -> tuple[int, int] | None:

@@ -254,7 +254,7 @@ class _Pipeline:
         self._failures: dict[str, str] = {}
 
     def jobs_in_flight(self) -> Mapping[str, str]:
-        """Never changed in place (each request gets a new dict): safe to read on the lookup thread."""
+        """Never changed in place (each request gets a new dict): a lookup may hold on to it."""
         return self._request_jobs
 
     def send_jobs(self, chunk: list[BulkAction], written: dict[str, str], size: int) -> None:
