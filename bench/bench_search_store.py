@@ -157,7 +157,7 @@ def with_cpu(url: str, work: Callable[[], float]) -> tuple[float, float, float]:
 SIDES: Final = ("raw", "stream", "calls")
 WARM_UP_ROUNDS: Final = 2
 Placement = Literal["shared", "separate"]
-PLACEMENTS: Final = ("shared", "separate")
+PLACEMENTS: Final[tuple[Placement, ...]] = ("shared", "separate")
 
 
 @contextmanager
@@ -499,7 +499,7 @@ def measure(
 
 
 def placements(text: str) -> list[Placement]:
-    by_name: dict[str, Placement] = {"shared": "shared", "separate": "separate"}
+    by_name: dict[str, Placement] = {placement: placement for placement in PLACEMENTS}
     unknown = [name for name in text.split(",") if name not in by_name]
     if unknown:
         raise SystemExit(f"unknown placement {unknown[0]!r}: choose from {', '.join(PLACEMENTS)}")

@@ -3,18 +3,17 @@ lookup searches only the indices it names, so an index holding an id in the rang
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from cipulse.records import Job
 from cipulse.store.search import SearchStore
 from cipulse.store.search_client import incomplete
 from cipulse.store.search_id_ranges import ID_BOUNDS, RANGES_TTL_S, JobIdRanges, named_by
+from tests.integration.test_search_ingest import job
 
 pytestmark = pytest.mark.integration
 
@@ -34,32 +33,12 @@ def store(url: str) -> Iterator[SearchStore]:
         yield opened
 
 
-def job(job_id: int, created_at: datetime | None, **changes: object) -> Job:
-    base = Job(
-        repository="octo/a",
-        run_id=job_id // 10,
-        run_attempt=1,
-        job_id=job_id,
-        name=f"job {job_id}",
-        workflow_name="CI",
-        head_sha="c" * 40,
-        head_branch="main",
-        status="completed",
-        conclusion="success",
-        created_at=created_at,
-        started_at=None if created_at is None else created_at + timedelta(minutes=1),
-        completed_at=None if created_at is None else created_at + timedelta(minutes=4),
-        queue_estimated=True,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-
-
 def test_names_exactly_the_indices_whose_id_range_overlaps(store: SearchStore) -> None:
     january, february = (f"{store.layout.prefix}-jobs-2026.{month}" for month in ("01", "02"))
     undated = f"{store.layout.prefix}-jobs-undated"
-    store.upsert([], [job(n, JANUARY) for n in range(1, 11)])
-    store.upsert([], [job(n, FEBRUARY) for n in range(100, 111)])
-    store.upsert([], [job(500, None, status="queued", conclusion=None)])
+    store.upsert([], [job(n, "octo/a", JANUARY) for n in range(1, 11)])
+    store.upsert([], [job(n, "octo/a", FEBRUARY) for n in range(100, 111)])
+    store.upsert([], [job(500, "octo/a", None, status="queued", conclusion=None)])
     store.count_jobs()  # refreshes: the ranges are read from what search sees
     ranges = JobIdRanges(store._client, store.layout.jobs_pattern)
     everywhere = [store.layout.jobs_pattern]
@@ -82,16 +61,16 @@ def test_kept_for_one_refresh_interval_and_dropped_by_forget(store: SearchStore)
     than a search per batch would show it), and `forget` drops them at once."""
     now = [0.0]
     ranges = JobIdRanges(store._client, store.layout.jobs_pattern, clock=lambda: now[0])
-    store.upsert([], [job(n, JANUARY) for n in range(1, 11)])
+    store.upsert([], [job(n, "octo/a", JANUARY) for n in range(1, 11)])
     store.count_jobs()
     assert ranges.holding(["*"], 20, 30) == []
-    store.upsert([], [job(25, JANUARY)])
+    store.upsert([], [job(25, "octo/a", JANUARY)])
     store.count_jobs()
     now[0] += RANGES_TTL_S / 2
     assert ranges.holding(["*"], 20, 30) == []  # read before job 25 was refreshed
     now[0] += RANGES_TTL_S / 2
     assert ranges.holding(["*"], 20, 30) == [f"{store.layout.prefix}-jobs-2026.01"]
-    store.upsert([], [job(40, FEBRUARY)])
+    store.upsert([], [job(40, "octo/a", FEBRUARY)])
     store.count_jobs()
     ranges.forget()
     assert ranges.holding(["*"], 40, 40) == [f"{store.layout.prefix}-jobs-2026.02"]
@@ -102,11 +81,11 @@ def test_a_copy_written_by_another_store_is_moved_once_the_ranges_are_read_again
     January and the other now re-dates to February ends up in February only."""
     prefix = f"ranges-{next(_prefixes)}"
     with SearchStore(url, index_prefix=prefix) as ours, SearchStore(url, index_prefix=prefix) as theirs:
-        ours.upsert([], [job(n, FEBRUARY) for n in range(1, 6)])  # our writer has read the ranges
-        theirs.upsert([], [job(7, JANUARY)])
+        ours.upsert([], [job(n, "octo/a", FEBRUARY) for n in range(1, 6)])  # our writer has read the ranges
+        theirs.upsert([], [job(7, "octo/a", JANUARY)])
         assert theirs.count_jobs() == 6  # refreshed: search sees the January copy
         time.sleep(RANGES_TTL_S)
-        ours.upsert([], [job(7, FEBRUARY, queue_estimated=False)])
+        ours.upsert([], [job(7, "octo/a", FEBRUARY, queue_estimated=False)])
         assert ours.count_jobs() == 6
         [moved] = [stored for stored in ours.iter_jobs() if stored.job_id == 7]
         assert moved.created_at == FEBRUARY and not moved.queue_estimated
